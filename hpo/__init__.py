@@ -1,0 +1,49 @@
+"""hpo: hyperparameter optimisation of a binary classifier with Optuna, PyTorch Lightning and TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hpo.config import Experiment, load_experiment
+from hpo.errors import ConfigError, DataError, HpoError, StudyError, WeightsError
+from hpo.model import MLP
+from hpo.paths import StudyPaths, validate_study_name
+from hpo.study import BestSummary, RunResult, describe_best, run_study
+from hpo.weights import LoadedModel, load_model
+
+__all__ = [
+    "MLP",
+    "BestSummary",
+    "ConfigError",
+    "DataError",
+    "Experiment",
+    "HpoError",
+    "LoadedModel",
+    "RunResult",
+    "StudyError",
+    "StudyPaths",
+    "WeightsError",
+    "describe_best",
+    "load_best",
+    "load_experiment",
+    "load_model",
+    "run_study",
+]
+
+
+def load_best(study: str, root: str | Path = "studies") -> LoadedModel:
+    """Load the best weights of a study (``<root>/<study>/best``) in eval mode, with their preprocessing.
+
+    Example:
+        >>> model = hpo.load_best("default")  # doctest: +SKIP
+        >>> model.predict_proba(rows)  # raw feature values, columns in training order  # doctest: +SKIP
+
+    Raises:
+        WeightsError: there are no best weights yet, or they are damaged.
+    """
+    paths = StudyPaths(Path(root), validate_study_name(study, "study"))
+    if not paths.best.exists():
+        raise WeightsError(
+            f"{paths.best}: no best weights yet for study {study!r}; run `hpo run` until a trial completes"
+        )
+    return load_model(paths.best)

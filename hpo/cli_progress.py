@@ -1,0 +1,61 @@
+"""Progress output of ``hpo run``: a bar on a terminal, one plain line per trial otherwise."""
+
+from __future__ import annotations
+
+import types
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from hpo.study import TrialReport
+
+__all__ = ["TrialProgress"]
+
+
+class TrialProgress:
+    """Show done/total, the best value so far and an ETA while a study runs."""
+
+    def __init__(self, study: str, budget: int | None, metric: str, out: TextIO) -> None:
+        self.study = study
+        self.metric = metric
+        self.out = out
+        self.console = Console(file=out)
+        self._progress: Progress | None = None
+        self._task = None
+        self.budget = budget
+
+    def __enter__(self) -> TrialProgress:
+        if self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=self.console, transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.study, total=self.budget, best="-")
+        return self
+
+    def update(self, report: TrialReport) -> None:
+        best = "-" if report.best_value is None else f"{report.best_value:.5g} (#{report.best_trial})"
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=report.finished, total=report.budget, best=best)
+            return
+        value = f"{report.value:.6g}" if report.value is not None else "-"
+        budget = f"/{report.budget}" if report.budget else ""
+        reason = f" ({report.reason})" if report.reason else ""
+        saved = " [new best, weights saved]" if report.promoted else ""
+        print(
+            f"trial {report.number:4d} {report.state:8s} {self.metric}={value} best={best} "
+            f"done={report.finished}{budget} {report.seconds:.1f}s{saved}{reason}",
+            file=self.out, flush=True,
+        )
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: types.TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,28 @@
+"""The exceptions hpo raises for problems a user can fix."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DataError", "HpoError", "StudyError", "WeightsError"]
+
+
+class HpoError(Exception):
+    """Base class of every error hpo raises for bad input or a bad state on disk.
+
+    The CLI turns these into a one-paragraph message and exit code 2; anything else is a bug.
+    """
+
+
+class ConfigError(HpoError):
+    """A search-space file (or a command-line override) is invalid."""
+
+
+class DataError(HpoError):
+    """A data file cannot be used to train a binary classifier."""
+
+
+class StudyError(HpoError):
+    """A study, its storage or its outputs cannot be used as asked."""
+
+
+class WeightsError(HpoError):
+    """A saved model (weights or their description) cannot be loaded."""

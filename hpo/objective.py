@@ -1,0 +1,148 @@
+"""The Optuna objective: sample a trial's parameters, train the MLP with Lightning, report to TensorBoard."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from hpo.batches import TensorBatches
+from hpo.config import Experiment
+from hpo.data import PreparedData
+from hpo.metrics import METRICS, hp_name
+from hpo.model import MLP
+from hpo.paths import StudyPaths
+from hpo.training import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
+
+__all__ = ["DEFAULTS", "Objective", "TrainedModel", "resolve_params"]
+
+#: Values used for a hyperparameter that the search space leaves out (batch_size comes from ``training``).
+DEFAULTS: dict[str, Any] = {
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "n_layers": 2,
+    "hidden_size": 64,
+    "dropout": 0.0,
+    "activation": "relu",
+}
+_MODEL_KEYS = ("n_layers", "hidden_size", "dropout", "activation")
+_VAL_BATCH = 65536
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """The outcome of a completed trial, kept in memory until the study decides whether it is the best."""
+
+    trial_number: int
+    value: float
+    params: dict[str, Any]
+    model_kwargs: dict[str, Any]
+    state_dict: dict[str, Any]
+    metrics: dict[str, float]
+    best_epoch: int
+
+
+def resolve_params(sampled: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
+    """Every hyperparameter of a trial: the sampled and fixed ones, then :data:`DEFAULTS` for the rest."""
+    params = {**DEFAULTS, "batch_size": experiment.training.batch_size, **sampled}
+    if params["optimizer"] not in ("sgd", "rmsprop"):
+        params.pop("momentum")
+    return params
+
+
+class Objective:
+    """Train one MLP per trial and return the study's metric at the best validation epoch.
+
+    A trial whose loss becomes NaN or infinite is pruned with the reason in its ``pruned_reason`` user attribute, so
+    the study goes on. The weights of the last completed trial are kept in :attr:`last_trained`.
+
+    Args:
+        experiment: the validated search-space file.
+        data: the prepared splits.
+        paths: where the trial's TensorBoard run goes.
+    """
+
+    def __init__(self, experiment: Experiment, data: PreparedData, paths: StudyPaths) -> None:
+        self.experiment = experiment
+        self.data = data
+        self.paths = paths
+        self.last_trained: TrainedModel | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        exp = self.experiment
+        params = resolve_params(exp.space.sample(trial), exp)
+        trial.set_user_attr("params", params)
+        seed = exp.training.seed + trial.number
+        pl.seed_everything(seed, workers=False, verbose=False)
+        model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
+        module = BinaryClassifier(
+            MLP(**model_kwargs), params["optimizer"], params["lr"], params["weight_decay"], params.get("momentum", 0.0)
+        )
+        logger = TensorBoardLogger(
+            save_dir=str(self.paths.tensorboard_dir), name="", version=self.paths.trial_version(trial.number),
+            default_hp_metric=False,
+        )
+        logger.log_hyperparams(params, {"hp_metric": 0.0, **{hp_name(m): 0.0 for m in METRICS}})
+        best = BestEpochCallback(exp.study.metric, exp.study.direction, exp.training.early_stopping_patience)
+        pruning = OptunaPruningCallback(trial, exp.study.metric)
+        train = TensorBatches(self.data.x_train, self.data.y_train, params["batch_size"], shuffle=True, seed=seed)
+        val = TensorBatches(self.data.x_val, self.data.y_val, _VAL_BATCH, shuffle=False)
+        try:
+            with warnings.catch_warnings(), _quiet_lightning():
+                warnings.filterwarnings("ignore", module="pytorch_lightning")
+                warnings.filterwarnings("ignore", module="lightning_fabric")
+                trainer = pl.Trainer(
+                    max_epochs=exp.training.max_epochs,
+                    accelerator=exp.training.accelerator,
+                    devices=1,
+                    logger=logger,
+                    callbacks=[best, pruning],
+                    enable_checkpointing=False,
+                    enable_model_summary=False,
+                    enable_progress_bar=False,
+                    num_sanity_val_steps=0,
+                    log_every_n_steps=1,
+                    default_root_dir=str(self.paths.study_dir),
+                )
+                trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        except NonFiniteLossError as exc:
+            trial.set_user_attr("pruned_reason", str(exc))
+            logger.finalize("failed")
+            raise optuna.TrialPruned(str(exc)) from None
+        except SystemExit:
+            # Lightning turns Ctrl-C inside fit into sys.exit(1); give Optuna an interrupt so it marks the trial failed.
+            raise KeyboardInterrupt from None
+        trial.set_user_attr("epochs_trained", best.epochs_trained)
+        if best.best_epoch >= 0:
+            trial.set_user_attr("best_epoch", best.best_epoch)
+            trial.set_user_attr("metrics", best.best_metrics)
+        if pruning.pruned_epoch is not None:
+            reason = f"pruned by the {exp.study.pruner.name} pruner after epoch {pruning.pruned_epoch}"
+            trial.set_user_attr("pruned_reason", reason)
+            raise optuna.TrialPruned(reason)
+        self.last_trained = TrainedModel(
+            trial.number, best.best_value, params, model_kwargs, best.best_state, best.best_metrics, best.best_epoch
+        )
+        return best.best_value
+
+
+class _quiet_lightning:
+    """Silence Lightning's start-up banners ("GPU available ...") for the duration of one fit."""
+
+    _names = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
+
+    def __enter__(self) -> None:
+        self._levels = [(logging.getLogger(n), logging.getLogger(n).level) for n in self._names]
+        for log, _ in self._levels:
+            log.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc: object) -> None:
+        for log, level in self._levels:
+            log.setLevel(level)

@@ -1,0 +1,71 @@
+"""Optuna RDB storages: the default SQLite file per study, or any SQLAlchemy URL, with passwords kept out of text."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+import sqlalchemy.exc
+from sqlalchemy.engine import make_url
+
+from hpo.errors import StudyError
+from hpo.paths import StudyPaths
+
+__all__ = ["STORAGE_ENV", "open_storage", "redact_url", "resolve_storage_url"]
+
+#: Environment variable read when ``--storage`` is not given.
+STORAGE_ENV = "HPO_STORAGE"
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``; unparseable URLs are hidden entirely."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - any parse failure
+        return "<storage URL>"
+
+
+def resolve_storage_url(paths: StudyPaths, storage: str | None) -> str:
+    """``storage``, else ``$HPO_STORAGE``, else the study's own SQLite file."""
+    url = storage or os.environ.get(STORAGE_ENV) or None
+    if url is None:
+        return paths.default_storage_url
+    try:
+        make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise StudyError(
+            f"--storage: {redact_url(url)!r} is not a SQLAlchemy URL; use for example "
+            f"sqlite:///studies/{paths.name}/study.db or postgresql+psycopg://user:password@host/db"
+        ) from None
+    return url
+
+
+def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
+    """Open an Optuna RDB storage; for the default SQLite file, ``create`` allows making its folder.
+
+    Raises:
+        StudyError: the database cannot be reached or opened; the message hides the password.
+    """
+    parsed = make_url(url)
+    engine_kwargs: dict[str, object] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            if not create and not Path(database).exists():
+                raise StudyError(
+                    f"{redact_url(url)}: no such database file; run `hpo run` first, or check --study and --storage"
+                )
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # Several workers share one SQLite file: wait for the lock instead of failing with "database is locked".
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        detail = str(exc).split("\n")[0]
+        if parsed.password:
+            detail = detail.replace(str(parsed.password), "***")
+        raise StudyError(
+            f"{redact_url(url)}: cannot open the study storage ({type(exc).__name__}: {detail}); check the URL, "
+            "that the database server is running and that its driver is installed"
+        ) from None

@@ -1,0 +1,171 @@
+"""How the network trains: the ``LightningModule`` and the callbacks that report to Optuna and TensorBoard."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from hpo.metrics import METRICS, compute_metrics, hp_name
+
+__all__ = ["BestEpochCallback", "BinaryClassifier", "NonFiniteLossError", "OptunaPruningCallback"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training or validation loss became NaN or infinite."""
+
+
+class BinaryClassifier(pl.LightningModule):
+    """Trains a network that outputs logits with ``BCEWithLogitsLoss`` and validates it on the whole split.
+
+    After each validation epoch, :attr:`last_metrics` holds every metric of :data:`hpo.metrics.METRICS` as a float,
+    and the logger (if any) receives them as ``val/...`` and ``hp/...`` scalars at ``step = epoch``.
+
+    Args:
+        model: the network; ``model(x)`` returns logits of shape ``(n,)``.
+        optimizer: ``adam``, ``adamw``, ``sgd`` or ``rmsprop``.
+        lr: learning rate.
+        weight_decay: L2 penalty.
+        momentum: momentum for ``sgd`` and ``rmsprop``.
+    """
+
+    def __init__(
+        self, model: nn.Module, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
+        momentum: float = 0.9,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.last_metrics: dict[str, float] = {}
+        self._val_logits: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+        self._train_loss = torch.zeros(())
+        self._train_rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.loss_fn(self.model(x), y)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}; "
+                "the learning rate is probably too high"
+            )
+        self._train_loss = self._train_loss.to(loss.device) + loss.detach() * len(y)
+        self._train_rows += len(y)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss = torch.zeros((), device=self.device)
+        self._train_rows = 0
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self._val_logits.append(self.model(x))
+        self._val_targets.append(y)
+
+    def on_validation_epoch_end(self) -> None:
+        logits = torch.cat(self._val_logits)
+        targets = torch.cat(self._val_targets)
+        self._val_logits.clear()
+        self._val_targets.clear()
+        if not torch.isfinite(logits).all():
+            raise NonFiniteLossError(f"validation outputs became NaN or infinite at epoch {self.current_epoch}")
+        metrics = {name: float(value) for name, value in compute_metrics(logits, targets).items()}
+        self.last_metrics = metrics
+        if self.logger is not None and not self.trainer.sanity_checking:
+            scalars = {**metrics, **{hp_name(name): value for name, value in metrics.items()}}
+            if self._train_rows:
+                scalars["train/loss"] = float(self._train_loss) / self._train_rows
+            self.logger.log_metrics(scalars, step=self.current_epoch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = self.model.parameters()
+        if self.optimizer_name == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer_name == "adamw":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer_name == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum)
+        if self.optimizer_name == "rmsprop":
+            return torch.optim.RMSprop(params, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum)
+        raise ValueError(f"optimizer must be adam, adamw, sgd or rmsprop, but got optimizer={self.optimizer_name!r}")
+
+
+class OptunaPruningCallback(pl.Callback):
+    """Report the monitored metric to an Optuna trial after every validation epoch and stop when it should prune.
+
+    Our own small version of optuna-integration's callback, written against ``pytorch_lightning`` (that one imports
+    the separate ``lightning`` package). After ``fit``, :attr:`pruned_epoch` is the epoch at which the pruner stopped
+    the trial, or ``None``; the caller then raises :class:`optuna.TrialPruned`.
+    """
+
+    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
+        if monitor not in METRICS:
+            raise ValueError(f"monitor must be one of {list(METRICS)}, but got monitor={monitor!r}")
+        self.trial = trial
+        self.monitor = monitor
+        self.pruned_epoch: int | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = pl_module.last_metrics[self.monitor]  # type: ignore[index]
+        epoch = trainer.current_epoch
+        self.trial.report(value, step=epoch)
+        if self.trial.should_prune():
+            self.pruned_epoch = epoch
+            trainer.should_stop = True
+
+
+class BestEpochCallback(pl.Callback):
+    """Keep the weights of the best validation epoch, stop early if asked, and log ``hp_metric`` at the end.
+
+    The value a trial returns to Optuna is :attr:`best_value`, and the weights it saves are :attr:`best_state`, so
+    the two always describe the same model. At train end ``hp_metric`` is logged with exactly that value.
+
+    Args:
+        monitor: metric name in :data:`hpo.metrics.METRICS`.
+        direction: ``maximize`` or ``minimize``.
+        patience: stop after this many epochs without improvement (``None``: never).
+    """
+
+    def __init__(self, monitor: str, direction: str, patience: int | None = None) -> None:
+        self.monitor = monitor
+        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.patience = patience
+        self.best_value = math.nan
+        self.best_epoch = -1
+        self.best_metrics: dict[str, float] = {}
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.epochs_trained = 0
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics: dict[str, Any] = pl_module.last_metrics  # type: ignore[assignment]
+        value = metrics[self.monitor]
+        epoch = trainer.current_epoch
+        self.epochs_trained = epoch + 1
+        if self.best_epoch < 0 or self.sign * value > self.sign * self.best_value:
+            self.best_value = value
+            self.best_epoch = epoch
+            self.best_metrics = dict(metrics)
+            model: nn.Module = pl_module.model  # type: ignore[assignment]
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        elif self.patience is not None and epoch - self.best_epoch >= self.patience:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.logger is not None and self.best_epoch >= 0:
+            trainer.logger.log_metrics({"hp_metric": self.best_value}, step=self.epochs_trained)

@@ -1,0 +1,254 @@
+"""The best trial's weights on disk: ``best/model.pt`` and ``best/model.json``, written atomically, and loaded back."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import datetime as dt
+import fcntl
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hpo.config import Experiment
+from hpo.data import PreparedData, Standardization
+from hpo.errors import WeightsError
+from hpo.model import MLP
+from hpo.objective import TrainedModel
+from hpo.paths import StudyPaths
+
+__all__ = ["FORMAT", "LoadedModel", "build_model_card", "load_model", "promote_best_weights", "write_best_weights"]
+
+FORMAT = "hpo.model/1"
+MODEL_FILE = "model.pt"
+CARD_FILE = "model.json"
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("hpo", "torch", "pytorch-lightning", "optuna", "torchmetrics"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def build_model_card(experiment: Experiment, data: PreparedData, trained: TrainedModel) -> dict[str, Any]:
+    """The content of ``model.json`` but its ``weights`` entry, which :func:`write_best_weights` adds."""
+    return {
+        "format": FORMAT,
+        "study": experiment.study.name,
+        "trial": trained.trial_number,
+        "value": trained.value,
+        "metric": experiment.study.metric,
+        "direction": experiment.study.direction,
+        "params": trained.params,
+        "metrics": trained.metrics,
+        "best_epoch": trained.best_epoch,
+        "model": {"class": f"{MLP.__module__}.{MLP.__qualname__}", "kwargs": trained.model_kwargs},
+        "features": list(data.feature_names),
+        "standardization": {"mean": list(data.standardization.mean), "std": list(data.standardization.std)},
+        "target": experiment.data.target,
+        "labels": {"negative": data.labels[0], "positive": data.labels[1]},
+        "data": {
+            "source": data.source,
+            "validation_fraction": experiment.data.validation_fraction,
+            "split_seed": experiment.data.split_seed,
+            "n_train": len(data.train_rows),
+            "n_validation": len(data.val_rows),
+            "validation_rows": list(data.val_rows),
+        },
+        "versions": _versions(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_file(path: Path, payload: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux ``renameat2``); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return bool(result == 0)
+
+
+@contextmanager
+def best_lock(paths: StudyPaths) -> Iterator[None]:
+    """Hold the study's ``best/`` lock (an ``flock`` shared by every worker on this host)."""
+    paths.study_dir.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock_file, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_best_weights(paths: StudyPaths, state_dict: dict[str, Any], card: dict[str, Any]) -> Path:
+    """Replace ``best/`` by a folder holding ``state_dict`` and ``card`` (with the weights' sha256 filled in).
+
+    Both files are written and fsynced in a temporary folder beside ``best/``, which then takes its place in one
+    atomic rename (an exchange on Linux), so a reader sees the old pair or the new pair, never a mix or half a file.
+    Call it with :func:`best_lock` held.
+    """
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    payload = buffer.getvalue()
+    card = {**card, "weights": {"file": MODEL_FILE, "sha256": hashlib.sha256(payload).hexdigest(),
+                                "bytes": len(payload)}}
+    tmp = Path(tempfile.mkdtemp(prefix=".best-new-", dir=paths.study_dir))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; best/ should be as readable as its siblings
+    try:
+        _write_file(tmp / MODEL_FILE, payload)
+        _write_file(tmp / CARD_FILE, (json.dumps(card, indent=2, allow_nan=False) + "\n").encode())
+        _fsync_dir(tmp)
+        if paths.best.exists() and _exchange(tmp, paths.best):
+            pass  # tmp now holds the previous best/
+        elif paths.best.exists():
+            old = Path(tempfile.mkdtemp(prefix=".best-old-", dir=paths.study_dir))
+            os.rename(paths.best, old / "best")
+            os.rename(tmp, paths.best)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, paths.best)
+        _fsync_dir(paths.study_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return paths.best
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    """Read and check the ``model.json`` of a weights folder."""
+    path = folder / CARD_FILE
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: not found; {folder} is not a folder written by hpo (it needs model.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: cannot be read as JSON ({exc}); it is damaged, rerun the study") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise WeightsError(f"{path}: is not an hpo model description (format {FORMAT!r} expected)")
+    return card
+
+
+def promote_best_weights(
+    paths: StudyPaths, trained: TrainedModel, card: dict[str, Any], is_best: Any
+) -> bool:
+    """Write ``trained`` to ``best/`` if it is still the study's best once the lock is held.
+
+    Args:
+        paths: the study's files.
+        trained: the weights of a completed trial.
+        card: its ``model.json`` content.
+        is_best: called under the lock with the trial number; True when the storage says it is the best trial.
+
+    Returns:
+        True when ``best/`` now holds ``trained``.
+    """
+    with best_lock(paths):
+        if not is_best(trained.trial_number):
+            return False
+        write_best_weights(paths, trained.state_dict, card)
+        return True
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A trained model in eval mode with the preprocessing it was trained with."""
+
+    model: MLP
+    card: dict[str, Any]
+    folder: Path
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.card["features"])
+
+    @property
+    def standardization(self) -> Standardization:
+        stats = self.card["standardization"]
+        return Standardization(tuple(stats["mean"]), tuple(stats["std"]))
+
+    @property
+    def labels(self) -> tuple[Any, Any]:
+        return self.card["labels"]["negative"], self.card["labels"]["positive"]
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Probabilities of the positive class for raw (unstandardised) rows, columns in training order."""
+        values = np.asarray(x, dtype=np.float64)
+        if values.ndim != 2 or values.shape[1] != len(self.feature_names):
+            raise WeightsError(
+                f"predict_proba: expected rows of {len(self.feature_names)} features {list(self.feature_names)[:5]}..., "
+                f"got an array of shape {values.shape}"
+            )
+        with torch.inference_mode():
+            return self.model.predict_proba(torch.from_numpy(self.standardization.apply(values))).numpy()
+
+
+def load_model(folder: str | Path) -> LoadedModel:
+    """Load the weights folder written by hpo (``studies/<study>/best``), checking its sha256 and architecture.
+
+    Raises:
+        WeightsError: the folder, its description or its weights are missing, damaged or do not match.
+    """
+    folder = Path(folder)
+    card = read_card(folder)
+    path = folder / card["weights"]["file"]
+    try:
+        payload = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot be read ({exc.strerror})") from None
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != card["weights"]["sha256"]:
+        raise WeightsError(
+            f"{path}: sha256 {digest[:12]}... does not match {card['weights']['sha256'][:12]}... recorded in "
+            f"{folder / CARD_FILE}; the file was changed or torn, rerun the study or restore it"
+        )
+    try:
+        state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise WeightsError(f"{path}: is not a loadable state_dict ({type(exc).__name__}: {exc})") from None
+    model = MLP(**card["model"]["kwargs"])
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise WeightsError(f"{path}: does not match the architecture in {CARD_FILE}: {exc}") from None
+    model.eval()
+    return LoadedModel(model, card, folder)
