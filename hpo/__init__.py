@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from hpo.config import Experiment, load_experiment
 from hpo.errors import ConfigError, DataError, HpoError, StudyError, WeightsError
-from hpo.model import MLP
 from hpo.paths import StudyPaths, validate_study_name
-from hpo.study import BestSummary, RunResult, describe_best, run_study
-from hpo.weights import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from hpo.config import Experiment, load_experiment
+    from hpo.model import MLP
+    from hpo.study import BestSummary, RunResult, describe_best, run_study
+    from hpo.weights import LoadedModel, load_model
+
+# torch, Lightning and Optuna take seconds to import: load them on first use so that `hpo --help` and input
+# validation stay fast.
+_LAZY = {
+    "Experiment": "hpo.config",
+    "load_experiment": "hpo.config",
+    "MLP": "hpo.model",
+    "BestSummary": "hpo.study",
+    "RunResult": "hpo.study",
+    "describe_best": "hpo.study",
+    "run_study": "hpo.study",
+    "LoadedModel": "hpo.weights",
+    "load_model": "hpo.weights",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hpo' has no attribute {name!r}")
+
 
 __all__ = [
     "MLP",
@@ -46,4 +71,6 @@ def load_best(study: str, root: str | Path = "studies") -> LoadedModel:
         raise WeightsError(
             f"{paths.best}: no best weights yet for study {study!r}; run `hpo run` until a trial completes"
         )
+    from hpo.weights import load_model
+
     return load_model(paths.best)

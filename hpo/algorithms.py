@@ -64,7 +64,13 @@ PRUNERS: dict[str, dict[str, _Option]] = {
 
 _STRINGS = {"min_resource": ("auto",), "max_resource": ("auto",), "qmc_type": ("sobol", "halton")}
 
-DEFAULT_SAMPLER: dict[str, Any] = {"name": "tpe", "seed": 0, "n_startup_trials": 10, "multivariate": True, "group": True}
+DEFAULT_SAMPLER: dict[str, Any] = {
+    "name": "tpe",
+    "seed": 0,
+    "n_startup_trials": 10,
+    "multivariate": True,
+    "group": True,
+}
 DEFAULT_PRUNER: dict[str, Any] = {"name": "median", "n_startup_trials": 5, "n_warmup_steps": 5}
 
 

@@ -91,8 +91,7 @@ class _Interrupts:
                 signal.signal(s, handler)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
-             epilog=EXIT_CODES_HELP)
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}, epilog=EXIT_CODES_HELP)
 @click.version_option(package_name="hpo")
 def main() -> None:
     """Tune a binary classifier (a PyTorch Lightning MLP) with Optuna, logging every trial to TensorBoard.
@@ -109,15 +108,30 @@ def main() -> None:
 @click.option("--study", "study_name", help="Study name (default: study.name in the file).")
 @click.option("--n-trials", type=int, help="Total finished trials the study should have (overrides study.n_trials).")
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
-@click.option("--storage", help="SQLAlchemy URL of the Optuna storage (default: $HPO_STORAGE, else "
-              "sqlite:///studies/<study>/study.db).")
+@click.option(
+    "--storage",
+    help="SQLAlchemy URL of the Optuna storage (default: $HPO_STORAGE, else sqlite:///studies/<study>/study.db).",
+)
 @click.option("--seed", type=int, help="Seed of the sampler and of every trial's training.")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("studies"), show_default=True,
-              help="Folder holding one folder per study.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("studies"),
+    show_default=True,
+    help="Folder holding one folder per study.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (trial lines go to stderr).")
 @_handles_errors
-def run(space_file: Path, study_name: str | None, n_trials: int | None, timeout: float | None, storage: str | None,
-        seed: int | None, root: Path, as_json: bool) -> None:
+def run(
+    space_file: Path,
+    study_name: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    storage: str | None,
+    seed: int | None,
+    root: Path,
+    as_json: bool,
+) -> None:
     """Run (or resume) the study described by SPACE_FILE until it has n_trials finished trials.
 
     Each trial trains an MLP with PyTorch Lightning, logs to studies/<study>/tb/trial_NNNN, and the best trial's
@@ -128,39 +142,59 @@ def run(space_file: Path, study_name: str | None, n_trials: int | None, timeout:
       hpo run search_spaces/default.yaml --n-trials 30 --seed 1
     """
     from hpo.config import load_experiment
-    from hpo.study import run_study
 
     experiment = load_experiment(space_file).with_overrides(
         study_name=study_name, n_trials=n_trials, timeout=timeout, seed=seed
     )
-    _quiet_libraries()
+    # The heavy imports (torch, Lightning) come after the file is validated, so bad input fails fast.
     from hpo.cli_progress import TrialProgress
+    from hpo.study import run_study
+
+    _quiet_libraries()
 
     interrupts = _Interrupts()
     out = sys.stderr if as_json else sys.stdout
-    with TrialProgress(experiment.study.name, experiment.study.n_trials, experiment.study.metric, out) as progress, \
-            interrupts.installed():
+    with (
+        TrialProgress(experiment.study.name, experiment.study.n_trials, experiment.study.metric, out) as progress,
+        interrupts.installed(),
+    ):
         try:
-            result = run_study(experiment, root=root, storage=storage, on_trial_end=progress.update,
-                               should_stop=interrupts.requested)
+            result = run_study(
+                experiment, root=root, storage=storage, on_trial_end=progress.update, should_stop=interrupts.requested
+            )
         except KeyboardInterrupt:
             progress.stop()
             click.echo("Interrupted: the running trial is marked failed; rerun the same command to finish.", err=True)
             sys.exit(interrupts.exit_code)
     if as_json:
-        click.echo(json.dumps({
-            "study": result.study, "storage": result.storage, "finished": result.finished, "budget": result.budget,
-            "ran": result.ran, "best_trial": result.best_trial, "best_value": result.best_value,
-            "best_dir": str(result.best_dir) if result.best_dir else None, "stopped_early": result.stopped_early,
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "study": result.study,
+                    "storage": result.storage,
+                    "finished": result.finished,
+                    "budget": result.budget,
+                    "ran": result.ran,
+                    "best_trial": result.best_trial,
+                    "best_value": result.best_value,
+                    "best_dir": str(result.best_dir) if result.best_dir else None,
+                    "stopped_early": result.stopped_early,
+                },
+                indent=2,
+            )
+        )
     else:
         budget = f"/{result.budget}" if result.budget else ""
         click.echo(f"Study {result.study!r}: {result.finished}{budget} trials finished ({result.ran} in this run).")
         if result.best_trial is not None:
-            click.echo(f"Best {experiment.study.metric} = {result.best_value:.6g} (trial {result.best_trial}); "
-                       f"weights in {result.best_dir}")
-        click.echo(f"See: hpo best --study {result.study} | tensorboard --logdir {root / result.study / 'tb'} | "
-                   f"optuna-dashboard {result.storage}")
+            click.echo(
+                f"Best {experiment.study.metric} = {result.best_value:.6g} (trial {result.best_trial}); "
+                f"weights in {result.best_dir}"
+            )
+        click.echo(
+            f"See: hpo best --study {result.study} | tensorboard --logdir {root / result.study / 'tb'} | "
+            f"optuna-dashboard {result.storage}"
+        )
     if result.stopped_early:
         sys.exit(interrupts.exit_code)
 
@@ -168,8 +202,13 @@ def run(space_file: Path, study_name: str | None, n_trials: int | None, timeout:
 @main.command(epilog=EXIT_CODES_HELP)
 @click.option("--study", "study_name", default="default", show_default=True, help="Study name.")
 @click.option("--storage", help="SQLAlchemy URL (default: $HPO_STORAGE, else sqlite:///studies/<study>/study.db).")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("studies"), show_default=True,
-              help="Folder holding one folder per study.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("studies"),
+    show_default=True,
+    help="Folder holding one folder per study.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_handles_errors
 def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> None:
@@ -197,12 +236,16 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
     if summary.metrics:
         click.echo("Validation metrics at the best epoch:")
         for key, value in summary.metrics.items():
-            click.echo(f"  {key}: {value:.6g}" if isinstance(value, float) and math.isfinite(value) else f"  {key}: {value}")
+            click.echo(
+                f"  {key}: {value:.6g}" if isinstance(value, float) and math.isfinite(value) else f"  {key}: {value}"
+            )
     if summary.weights_status == "ok":
         click.echo(f"Weights: {summary.weights_dir}/model.pt (+ model.json)")
     elif summary.weights_status == "stale":
-        click.echo(f"Weights: {summary.weights_dir} holds an older trial; the best trial's weights were written on "
-                   "another host sharing this storage.")
+        click.echo(
+            f"Weights: {summary.weights_dir} holds an older trial; the best trial's weights were written on "
+            "another host sharing this storage."
+        )
     else:
         click.echo("Weights: none under this root; they live on the host that ran the best trial.")
 

@@ -6,7 +6,15 @@ import types
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from hpo.study import TrialReport
 
@@ -22,15 +30,21 @@ class TrialProgress:
         self.out = out
         self.console = Console(file=out)
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self.budget = budget
 
     def __enter__(self) -> TrialProgress:
         if self.console.is_terminal:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                console=self.console, transient=False,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
             )
             self._progress.start()
             self._task = self._progress.add_task(self.study, total=self.budget, best="-")
@@ -48,7 +62,8 @@ class TrialProgress:
         print(
             f"trial {report.number:4d} {report.state:8s} {self.metric}={value} best={best} "
             f"done={report.finished}{budget} {report.seconds:.1f}s{saved}{reason}",
-            file=self.out, flush=True,
+            file=self.out,
+            flush=True,
         )
 
     def stop(self) -> None:
@@ -56,6 +71,7 @@ class TrialProgress:
             self._progress.stop()
             self._progress = None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: types.TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: types.TracebackType | None
+    ) -> None:
         self.stop()

@@ -54,8 +54,8 @@ class StudySettings:
     direction: str = "maximize"
     n_trials: int | None = 20
     timeout: float | None = None
-    sampler: AlgorithmSettings = AlgorithmSettings("tpe")
-    pruner: AlgorithmSettings = AlgorithmSettings("median")
+    sampler: AlgorithmSettings = AlgorithmSettings("tpe")  # noqa: RUF009 - frozen, so sharing it is safe
+    pruner: AlgorithmSettings = AlgorithmSettings("median")  # noqa: RUF009 - frozen, so sharing it is safe
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def _load_yaml(text: str, path: Path) -> Any:
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_NoAliasLoader)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -270,12 +270,22 @@ def _names(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | No
 
 
 def _parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
-    allowed = {"source", "path", "target", "positive_label", "features", "id_columns", "validation_fraction",
-               "split_seed"}
+    allowed = {
+        "source",
+        "path",
+        "target",
+        "positive_label",
+        "features",
+        "id_columns",
+        "validation_fraction",
+        "split_seed",
+    }
     _check_keys(raw, allowed, where)
     fraction = raw.get("validation_fraction", 0.2)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError(f"{where}.validation_fraction: must be a number between 0 and 1 (exclusive), got {fraction!r}")
+        raise ConfigError(
+            f"{where}.validation_fraction: must be a number between 0 and 1 (exclusive), got {fraction!r}"
+        )
     split_seed = _int(raw, "split_seed", 0, where)
     positive = raw.get("positive_label")
     if positive is not None and not isinstance(positive, (str, int, bool)):
@@ -306,9 +316,7 @@ def _parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
     for column in (*(features or ()), *id_columns):
         if column == target:
             raise ConfigError(f"{where}: the target column {target!r} cannot also be a feature or id column")
-    return DataSettings(
-        Path(path), target, source, positive, features, id_columns, float(fraction), split_seed or 0
-    )
+    return DataSettings(Path(path), target, source, positive, features, id_columns, float(fraction), split_seed or 0)
 
 
 def _parse_training(raw: Mapping[str, Any], where: str) -> TrainingSettings:

@@ -56,7 +56,7 @@ def _line(row: int) -> int:
     return row + 2
 
 
-def _rows_text(rows: Sequence[int]) -> str:
+def _rows_text(rows: Sequence[int] | np.ndarray) -> str:
     shown = ", ".join(str(_line(int(r))) for r in rows[:5])
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
     return f"line{'s' if len(rows) > 1 else ''} {shown}{more}"
@@ -93,10 +93,14 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _encode_labels(column: pd.Series, target: str, positive: Label | None, path: Path) -> tuple[np.ndarray, tuple[Label, Label]]:
+def _encode_labels(
+    column: pd.Series, target: str, positive: Label | None, path: Path
+) -> tuple[np.ndarray, tuple[Label, Label]]:
     missing = np.flatnonzero(column.isna().to_numpy())
     if len(missing):
-        raise DataError(f"{path}: target column {target!r} has missing values at {_rows_text(missing)}; fill or drop them")
+        raise DataError(
+            f"{path}: target column {target!r} has missing values at {_rows_text(missing)}; fill or drop them"
+        )
     values = column.to_numpy()
     distinct = pd.unique(column)
     if len(distinct) != 2:
@@ -134,7 +138,9 @@ def _features(frame: pd.DataFrame, settings: DataSettings, path: Path) -> tuple[
         names = tuple(str(c) for c in frame.columns if c not in excluded)
     if not names:
         raise DataError(f"{path}: has no feature columns besides the target {settings.target!r}")
-    bad_types = [n for n in names if not (pd.api.types.is_numeric_dtype(frame[n]) or pd.api.types.is_bool_dtype(frame[n]))]
+    bad_types = [
+        n for n in names if not (pd.api.types.is_numeric_dtype(frame[n]) or pd.api.types.is_bool_dtype(frame[n]))
+    ]
     if bad_types:
         example = frame[bad_types[0]].dropna()
         sample = f" (e.g. {example.iloc[0]!r})" if len(example) else ""
@@ -175,8 +181,11 @@ def load_data(settings: DataSettings) -> PreparedData:
     """
     path = settings.path
     frame = read_table(path)
-    for kind, columns in (("target", (settings.target,)), ("feature", settings.features or ()),
-                          ("id", settings.id_columns)):
+    for kind, columns in (
+        ("target", (settings.target,)),
+        ("feature", settings.features or ()),
+        ("id", settings.id_columns),
+    ):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise DataError(
@@ -184,7 +193,7 @@ def load_data(settings: DataSettings) -> PreparedData:
             )
     y, labels = _encode_labels(frame[settings.target], settings.target, settings.positive_label, path)
     x, names = _features(frame, settings, path)
-    for cls, label in zip((0.0, 1.0), labels):
+    for cls, label in zip((0.0, 1.0), labels, strict=False):
         if int((y == cls).sum()) < 2:
             raise DataError(
                 f"{path}: class {label!r} of column {settings.target!r} has fewer than 2 rows; both the training and "

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torchmetrics.functional.classification import (
-    binary_accuracy,
-    binary_auroc,
-    binary_average_precision,
-    binary_f1_score,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["METRICS", "compute_metrics", "hp_name"]
 
@@ -35,6 +31,16 @@ def compute_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, to
         logits: raw model outputs, shape ``(n,)``.
         targets: 0/1 labels, shape ``(n,)``, float.
     """
+    # Imported here so that reading and validating a search-space file does not pay for torch and torchmetrics.
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+    from torchmetrics.functional.classification import (
+        binary_accuracy,
+        binary_auroc,
+        binary_average_precision,
+        binary_f1_score,
+    )
+
     logits = logits.detach().float()
     targets = targets.float()
     labels = targets.long()

@@ -86,7 +86,9 @@ class Objective:
             MLP(**model_kwargs), params["optimizer"], params["lr"], params["weight_decay"], params.get("momentum", 0.0)
         )
         logger = TensorBoardLogger(
-            save_dir=str(self.paths.tensorboard_dir), name="", version=self.paths.trial_version(trial.number),
+            save_dir=str(self.paths.tensorboard_dir),
+            name="",
+            version=self.paths.trial_version(trial.number),
             default_hp_metric=False,
         )
         logger.log_hyperparams(params, {"hp_metric": 0.0, **{hp_name(m): 0.0 for m in METRICS}})
@@ -95,7 +97,7 @@ class Objective:
         train = TensorBatches(self.data.x_train, self.data.y_train, params["batch_size"], shuffle=True, seed=seed)
         val = TensorBatches(self.data.x_val, self.data.y_val, _VAL_BATCH, shuffle=False)
         try:
-            with warnings.catch_warnings(), _quiet_lightning():
+            with warnings.catch_warnings(), _QuietLightning():
                 warnings.filterwarnings("ignore", module="pytorch_lightning")
                 warnings.filterwarnings("ignore", module="lightning_fabric")
                 trainer = pl.Trainer(
@@ -111,6 +113,9 @@ class Objective:
                     log_every_n_steps=1,
                     default_root_dir=str(self.paths.study_dir),
                 )
+                # Lightning aborts fit on SIGTERM; hpo instead lets the caller's handler decide (the CLI finishes
+                # the running trial on the first SIGTERM, exactly as on the first Ctrl-C).
+                trainer._signal_connector.register_signal_handlers = lambda: None  # type: ignore[method-assign]
                 trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         except NonFiniteLossError as exc:
             trial.set_user_attr("pruned_reason", str(exc))
@@ -133,7 +138,7 @@ class Objective:
         return best.best_value
 
 
-class _quiet_lightning:
+class _QuietLightning:
     """Silence Lightning's start-up banners ("GPU available ...") for the duration of one fit."""
 
     _names = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")

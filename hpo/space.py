@@ -22,7 +22,7 @@ __all__ = [
     "parse_search_space",
 ]
 
-Scalar = Union[bool, int, float, str]
+Scalar = Union[bool, int, float, str]  # noqa: UP007 - a runtime alias, valid on Python 3.10
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ class CategoricalParam:
     conditions: tuple[Condition, ...] = ()
 
     def suggest(self, trial: optuna.Trial) -> Scalar:
-        return trial.suggest_categorical(self.name, list(self.choices))
+        value: Scalar = trial.suggest_categorical(self.name, list(self.choices))  # type: ignore[assignment]
+        return value
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class FixedParam:
         return self.value
 
 
-ParamSpec = Union[FloatParam, IntParam, CategoricalParam, FixedParam]
+ParamSpec = Union[FloatParam, IntParam, CategoricalParam, FixedParam]  # noqa: UP007 - runtime alias
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,7 @@ def _parse_range(
         if abs(span - round(span)) > 1e-8 * max(1.0, abs(span)):
             raise ConfigError(f"{where}.step: high - low ({high - low!r}) must be a multiple of step, got {step!r}")
     if kind == "int":
-        return IntParam(name, low, high, log, step if step is not None else 1, conditions)
+        return IntParam(name, int(low), int(high), log, int(step) if step is not None else 1, conditions)
     return FloatParam(name, float(low), float(high), log, float(step) if step is not None else None, conditions)
 
 

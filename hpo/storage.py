@@ -22,7 +22,7 @@ def redact_url(url: str) -> str:
     """The URL with its password replaced by ``***``; unparseable URLs are hidden entirely."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - any parse failure
+    except Exception:
         return "<storage URL>"
 
 

@@ -22,7 +22,13 @@ from hpo.storage import open_storage, redact_url, resolve_storage_url
 from hpo.weights import build_model_card, promote_best_weights, read_card
 
 __all__ = [
-    "FINISHED_STATES", "BestSummary", "RunResult", "TrialReport", "count_finished", "describe_best", "load_study",
+    "FINISHED_STATES",
+    "BestSummary",
+    "RunResult",
+    "TrialReport",
+    "count_finished",
+    "describe_best",
+    "load_study",
     "run_study",
 ]
 
@@ -125,7 +131,11 @@ def run_study(
         sampler = build_sampler(settings.sampler)
     pruner = build_pruner(settings.pruner)
     study = optuna.create_study(
-        study_name=settings.name, storage=rdb, sampler=sampler, pruner=pruner, direction=settings.direction,
+        study_name=settings.name,
+        storage=rdb,
+        sampler=sampler,
+        pruner=pruner,
+        direction=settings.direction,  # type: ignore[arg-type]
         load_if_exists=True,
     )
     _check_compatible(study, experiment, url)
@@ -134,9 +144,17 @@ def run_study(
     remaining = None if settings.n_trials is None else settings.n_trials - finished
     if remaining is not None and remaining <= 0:
         best = _best(study)
-        return RunResult(settings.name, redact_url(url), finished, settings.n_trials, 0,
-                         best.number if best else None, best.value if best else None,
-                         paths.best if paths.best.exists() else None, False)
+        return RunResult(
+            settings.name,
+            redact_url(url),
+            finished,
+            settings.n_trials,
+            0,
+            best.number if best else None,
+            best.value if best else None,
+            paths.best if paths.best.exists() else None,
+            False,
+        )
 
     objective = Objective(experiment, data, paths)
     ran = 0
@@ -162,19 +180,42 @@ def run_study(
         if on_trial_end is not None:
             best = _best(study)
             reason = trial.user_attrs.get("pruned_reason")
-            on_trial_end(TrialReport(
-                trial.number, trial.state.name.lower(), trial.value if trial.state == TrialState.COMPLETE else None,
-                reason, time.monotonic() - started, done, settings.n_trials,
-                best.value if best else None, best.number if best else None, promoted,
-            ))
+            on_trial_end(
+                TrialReport(
+                    trial.number,
+                    trial.state.name.lower(),
+                    trial.value if trial.state == TrialState.COMPLETE else None,
+                    reason,
+                    time.monotonic() - started,
+                    done,
+                    settings.n_trials,
+                    best.value if best else None,
+                    best.number if best else None,
+                    promoted,
+                )
+            )
         started = time.monotonic()
 
-    study.optimize(objective, n_trials=remaining, timeout=settings.timeout, callbacks=[after_trial],
-                   gc_after_trial=False, show_progress_bar=False)
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        timeout=settings.timeout,
+        callbacks=[after_trial],
+        gc_after_trial=False,
+        show_progress_bar=False,
+    )
     best = _best(study)
-    return RunResult(settings.name, redact_url(url), count_finished(study), settings.n_trials, ran,
-                     best.number if best else None, best.value if best else None,
-                     paths.best if paths.best.exists() else None, stopped)
+    return RunResult(
+        settings.name,
+        redact_url(url),
+        count_finished(study),
+        settings.n_trials,
+        ran,
+        best.number if best else None,
+        best.value if best else None,
+        paths.best if paths.best.exists() else None,
+        stopped,
+    )
 
 
 def _is_best(study: optuna.Study, number: int) -> bool:
@@ -218,9 +259,16 @@ class BestSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "study": self.study, "storage": self.storage, "direction": self.direction, "metric": self.metric,
-            "trial": self.trial, "value": self.value, "params": self.params, "metrics": self.metrics,
-            "trials_by_state": self.states, "weights_dir": str(self.weights_dir) if self.weights_dir else None,
+            "study": self.study,
+            "storage": self.storage,
+            "direction": self.direction,
+            "metric": self.metric,
+            "trial": self.trial,
+            "value": self.value,
+            "params": self.params,
+            "metrics": self.metrics,
+            "trials_by_state": self.states,
+            "weights_dir": str(self.weights_dir) if self.weights_dir else None,
             "weights_status": self.weights_status,
         }
 
@@ -250,7 +298,15 @@ def describe_best(name: str, *, root: Path = Path("studies"), storage: str | Non
         folder = paths.best
         status = "ok" if card.get("trial") == best.number else "stale"
     return BestSummary(
-        name, redact_url(url), study.direction.name.lower(), study.user_attrs.get("metric"), best.number,
-        float(best.value), dict(best.user_attrs.get("params", best.params)), dict(best.user_attrs.get("metrics", {})),
-        states, folder, status,
+        name,
+        redact_url(url),
+        study.direction.name.lower(),
+        study.user_attrs.get("metric"),
+        best.number,
+        float(best.value) if best.value is not None else float("nan"),
+        dict(best.user_attrs.get("params", best.params)),
+        dict(best.user_attrs.get("metrics", {})),
+        states,
+        folder,
+        status,
     )

@@ -34,7 +34,11 @@ class BinaryClassifier(pl.LightningModule):
     """
 
     def __init__(
-        self, model: nn.Module, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
+        self,
+        model: nn.Module,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
         momentum: float = 0.9,
     ) -> None:
         super().__init__()
@@ -58,7 +62,8 @@ class BinaryClassifier(pl.LightningModule):
         loss = self.loss_fn(self.model(x), y)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"training loss became {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}; "
+                f"training loss became {'NaN' if torch.isnan(loss) else 'infinite'} at epoch {self.current_epoch}, "
+                f"batch {batch_idx}; "
                 "the learning rate is probably too high"
             )
         self._train_loss = self._train_loss.to(loss.device) + loss.detach() * len(y)
@@ -120,7 +125,7 @@ class OptunaPruningCallback(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        value = pl_module.last_metrics[self.monitor]  # type: ignore[index]
+        value = float(pl_module.last_metrics[self.monitor])  # type: ignore[index]
         epoch = trainer.current_epoch
         self.trial.report(value, step=epoch)
         if self.trial.should_prune():

@@ -129,8 +129,10 @@ def write_best_weights(paths: StudyPaths, state_dict: dict[str, Any], card: dict
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
     payload = buffer.getvalue()
-    card = {**card, "weights": {"file": MODEL_FILE, "sha256": hashlib.sha256(payload).hexdigest(),
-                                "bytes": len(payload)}}
+    card = {
+        **card,
+        "weights": {"file": MODEL_FILE, "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)},
+    }
     tmp = Path(tempfile.mkdtemp(prefix=".best-new-", dir=paths.study_dir))
     umask = os.umask(0)
     os.umask(umask)
@@ -160,7 +162,9 @@ def read_card(folder: Path) -> dict[str, Any]:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise WeightsError(f"{path}: not found; {folder} is not a folder written by hpo (it needs model.json)") from None
+        raise WeightsError(
+            f"{path}: not found; {folder} is not a folder written by hpo (it needs model.json)"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WeightsError(f"{path}: cannot be read as JSON ({exc}); it is damaged, rerun the study") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
@@ -168,9 +172,7 @@ def read_card(folder: Path) -> dict[str, Any]:
     return card
 
 
-def promote_best_weights(
-    paths: StudyPaths, trained: TrainedModel, card: dict[str, Any], is_best: Any
-) -> bool:
+def promote_best_weights(paths: StudyPaths, trained: TrainedModel, card: dict[str, Any], is_best: Any) -> bool:
     """Write ``trained`` to ``best/`` if it is still the study's best once the lock is held.
 
     Args:
@@ -215,8 +217,8 @@ class LoadedModel:
         values = np.asarray(x, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] != len(self.feature_names):
             raise WeightsError(
-                f"predict_proba: expected rows of {len(self.feature_names)} features {list(self.feature_names)[:5]}..., "
-                f"got an array of shape {values.shape}"
+                f"predict_proba: expected rows of {len(self.feature_names)} features "
+                f"({', '.join(self.feature_names[:5])}, ...), got an array of shape {values.shape}"
             )
         with torch.inference_mode():
             return self.model.predict_proba(torch.from_numpy(self.standardization.apply(values))).numpy()
@@ -243,7 +245,7 @@ def load_model(folder: str | Path) -> LoadedModel:
         )
     try:
         state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as exc:
         raise WeightsError(f"{path}: is not a loadable state_dict ({type(exc).__name__}: {exc})") from None
     model = MLP(**card["model"]["kwargs"])
     try:

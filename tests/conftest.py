@@ -1,0 +1,97 @@
+"""Shared fixtures: tiny CPU configurations, files in tmp_path, and readers for the real outputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HPO = [sys.executable, "-m", "hpo.cli"]
+
+
+def tiny_space(**overrides: Any) -> dict[str, Any]:
+    """A search space that trains in well under a second per trial."""
+    doc: dict[str, Any] = {
+        "study": {"name": "tiny", "n_trials": 3, "sampler": {"name": "tpe", "seed": 1}, "pruner": {"name": "none"}},
+        "data": {"source": "breast_cancer", "split_seed": 42},
+        "training": {"max_epochs": 3, "batch_size": 128},
+        "params": {
+            "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+            "n_layers": {"type": "int", "low": 1, "high": 2},
+            "hidden_size": 16,
+            "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+            "momentum": {"type": "float", "low": 0.5, "high": 0.9, "condition": {"optimizer": "sgd"}},
+        },
+    }
+    for section, values in overrides.items():
+        if isinstance(values, dict) and isinstance(doc.get(section), dict):
+            doc[section] = {**doc[section], **values}
+        else:
+            doc[section] = values
+    return doc
+
+
+@pytest.fixture
+def write_space(tmp_path: Path) -> Callable[..., Path]:
+    """Write a search-space document (a dict or YAML text) to tmp_path and return its path."""
+
+    def write(doc: dict[str, Any] | str, name: str = "space.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write CSV text (or bytes) to tmp_path and return its path."""
+
+    def write(content: str | bytes, name: str = "data.csv") -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return write
+
+
+def run_hpo(
+    args: list[str],
+    cwd: Path,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``hpo`` command in a subprocess."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([*HPO, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def read_tensorboard_run(folder: Path) -> tuple[dict[str, list[tuple[int, float]]], dict[str, Any], list[str]]:
+    """Scalars, hparams (session start) and declared metric names of one TensorBoard run, read by tensorboard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    scalars = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    hparams: dict[str, Any] = {}
+    metrics: list[str] = []
+    for content in acc.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        if data.HasField("session_start_info"):
+            for key, value in data.session_start_info.hparams.items():
+                kind = value.WhichOneof("kind")
+                hparams[key] = getattr(value, kind)
+        if data.HasField("experiment"):
+            metrics = [m.name.tag for m in data.experiment.metric_infos]
+    return scalars, hparams, metrics

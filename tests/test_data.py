@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpo.config import DataSettings, parse_experiment
+from hpo.data import load_data, split_rows
+from hpo.errors import DataError
+
+
+def embedded(**kwargs) -> DataSettings:
+    return parse_experiment({"study": {"n_trials": 1}, "data": kwargs}, Path("x.yaml")).data
+
+
+def csv_settings(path: Path, target: str = "y", **kwargs) -> DataSettings:
+    return DataSettings(path=path, target=target, **kwargs)
+
+
+def test_embedded_breast_cancer() -> None:
+    data = load_data(embedded())
+    assert len(data.train_rows) + len(data.val_rows) == 569
+    assert data.n_features == 30 and data.x_train.shape[1] == 30
+    assert data.labels == ("benign", "malignant")
+    assert int(data.y_train.sum() + data.y_val.sum()) == 212  # malignant rows
+    assert set(data.train_rows).isdisjoint(data.val_rows)
+
+
+def test_split_is_stratified_and_deterministic() -> None:
+    y = np.array([0.0] * 80 + [1.0] * 20)
+    train, val = split_rows(y, 0.25, seed=3)
+    again = split_rows(y, 0.25, seed=3)
+    other = split_rows(y, 0.25, seed=4)
+    assert np.array_equal(train, again[0]) and np.array_equal(val, again[1])
+    assert not np.array_equal(val, other[1])
+    assert (y[val] == 1).sum() == 5 and (y[val] == 0).sum() == 20
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(100))
+
+
+def test_standardisation_uses_training_rows_only(write_csv) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 3.0, size=(60, 2))
+    y = np.array([0, 1] * 30)
+    text = "a,b,y\n" + "".join(f"{float(r[0])!r},{float(r[1])!r},{t}\n" for r, t in zip(x, y, strict=False))
+    data = load_data(csv_settings(write_csv(text), validation_fraction=0.3, split_seed=1))
+    train = x[list(data.train_rows)]
+    assert np.allclose(data.standardization.mean, train.mean(axis=0))
+    assert np.allclose(data.standardization.std, train.std(axis=0))
+    assert not np.allclose(data.standardization.mean, x.mean(axis=0))
+    assert np.allclose(data.x_train.numpy().mean(axis=0), 0, atol=1e-6)
+    expected_val = ((x[list(data.val_rows)] - train.mean(axis=0)) / train.std(axis=0)).astype(np.float32)
+    assert np.array_equal(data.x_val.numpy(), expected_val)
+
+
+@pytest.mark.parametrize(
+    ("column", "positive", "labels"),
+    [
+        (["0", "1"], None, (0, 1)),
+        (["True", "False"], None, (False, True)),
+        (["cat", "dog"], None, ("cat", "dog")),
+        (["cat", "dog"], "cat", ("dog", "cat")),
+        (["-1", "1"], 1, (-1, 1)),
+    ],
+)
+def test_binary_labels_and_their_mapping(write_csv, column, positive, labels) -> None:
+    rows = "".join(f"{i},{column[i % 2]}\n" for i in range(10))
+    data = load_data(csv_settings(write_csv("x,y\n" + rows), positive_label=positive))
+    assert data.labels == labels
+    all_y = np.zeros(10, dtype=np.float32)
+    all_y[list(data.train_rows)] = data.y_train.numpy()
+    all_y[list(data.val_rows)] = data.y_val.numpy()
+    expected = [1.0 if str(column[i % 2]) == str(labels[1]) else 0.0 for i in range(10)]
+    assert all_y.tolist() == expected
+
+
+GOOD_ROWS = "".join(f"{i},{i * 2},{i % 2}\n" for i in range(10))
+
+BAD = [
+    ("", "is empty"),
+    ("a,b,y\n", "has a header but no data rows"),
+    ("a,b,label\n" + GOOD_ROWS, "target column 'y' is not in the file"),
+    ("a,b,y\n" + "".join(f"{i},{i},1\n" for i in range(10)), "must have exactly two classes"),
+    ("a,b,y\n" + "".join(f"{i},{i},{i % 3}\n" for i in range(10)), "found 3"),
+    ("a,b,y\n" + "".join(f"{i},x{i},{i % 2}\n" for i in range(10)), "['b'] must be numeric"),
+    ("a,b,y\n" + GOOD_ROWS + "11,,1\n", "feature column 'b' has missing values at line 12"),
+    ("a,b,y\n" + GOOD_ROWS + "11,inf,1\n", "feature column 'b' has infinite values at line 12"),
+    ("a,b,y\n" + GOOD_ROWS + "11,3,\n", "target column 'y' has missing values at line 12"),
+    ("a,a,y\n" + GOOD_ROWS, "column 'a' appears more than once"),
+    ("a,b,y\n" + GOOD_ROWS + "1,2,3,4\n", "rows do not match the header"),
+    ("a,b,y\n" + "".join(f"{i},{i},{int(i == 0)}\n" for i in range(10)), "fewer than 2 rows"),
+    ("y\n0\n1\n0\n1\n", "has no feature columns"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD, ids=[b[1][:30] for b in BAD])
+def test_bad_csv_files(write_csv, text: str, expected: str) -> None:
+    path = write_csv(text)
+    with pytest.raises(DataError) as info:
+        load_data(csv_settings(path))
+    assert str(info.value).startswith(f"{path}: ")
+    assert expected in str(info.value)
+
+
+def test_not_utf8_and_missing_file(write_csv, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_data(csv_settings(write_csv(b"a,y\n\xff\xfe,1\n")))
+    with pytest.raises(DataError, match="no such data file"):
+        load_data(csv_settings(tmp_path / "missing.csv"))
+
+
+def test_listed_features_and_id_columns(write_csv) -> None:
+    text = "id,a,b,name,y\n" + "".join(f"{i},{i},{-i},n{i},{i % 2}\n" for i in range(10))
+    data = load_data(csv_settings(write_csv(text), id_columns=("id", "name")))
+    assert data.feature_names == ("a", "b")
+    data = load_data(csv_settings(write_csv(text), features=("b",)))
+    assert data.feature_names == ("b",)
+    with pytest.raises(DataError, match="feature column 'c' is not in the file"):
+        load_data(csv_settings(write_csv(text), features=("c",)))
+
+
+def test_positive_label_must_exist(write_csv) -> None:
+    with pytest.raises(DataError, match="positive_label 'bird'"):
+        load_data(csv_settings(write_csv("x,y\n1,cat\n2,dog\n3,cat\n4,dog\n"), positive_label="bird"))

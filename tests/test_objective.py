@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo.config import load_experiment
+from hpo.data import load_data
+from hpo.metrics import METRICS, hp_name
+from hpo.objective import Objective
+from hpo.paths import StudyPaths
+from tests.conftest import read_tensorboard_run, tiny_space
+
+
+@pytest.fixture
+def objective(write_space, tmp_path: Path):
+    def make(**overrides) -> Objective:
+        exp = load_experiment(write_space(tiny_space(**overrides)))
+        return Objective(exp, load_data(exp.data), StudyPaths(tmp_path / "studies", exp.study.name))
+
+    return make
+
+
+def test_fixed_trial_trains_and_logs_to_tensorboard(objective) -> None:
+    obj = objective()
+    params = {"lr": 0.01, "n_layers": 1, "optimizer": "sgd", "momentum": 0.8}
+    value = obj(optuna.trial.FixedTrial(params, number=7))
+    trained = obj.last_trained
+    assert trained is not None and trained.trial_number == 7
+    assert 0.5 < value <= 1.0 and value == trained.metrics["val/auroc"]
+    assert trained.model_kwargs == {
+        "n_features": 30,
+        "n_layers": 1,
+        "hidden_size": 16,
+        "dropout": 0.0,
+        "activation": "relu",
+    }
+    run = obj.paths.tensorboard_dir / "trial_0007"
+    scalars, hparams, declared = read_tensorboard_run(run)
+    assert hparams["lr"] == pytest.approx(0.01) and hparams["optimizer"] == "sgd" and hparams["momentum"] == 0.8
+    assert set(declared) == {"hp_metric", *(hp_name(m) for m in METRICS)}
+    assert [step for step, _ in scalars["hp/auroc"]] == [0, 0, 1, 2]  # the 0 placeholder, then epochs 0..2
+    assert scalars["hp_metric"][-1][1] == value  # exactly the value returned to Optuna
+    per_epoch = [v for s, v in scalars["val/auroc"]]
+    assert len(per_epoch) == 3 and max(per_epoch) == value
+    assert "train/loss" in scalars
+
+
+def test_non_finite_loss_prunes_with_reason(objective) -> None:
+    obj = objective(
+        training={"max_epochs": 3, "batch_size": 16},
+        params={"lr": 1e12, "optimizer": "sgd", "momentum": 0.9, "n_layers": 2},
+    )
+    study = optuna.create_study(direction="maximize")
+    study.optimize(obj, n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    reason = trial.user_attrs["pruned_reason"]
+    assert "training loss became NaN" in reason or "training loss became infinite" in reason
+    assert obj.last_trained is None
+
+
+def test_pruning_callback_stops_training_early(objective) -> None:
+    obj = objective(training={"max_epochs": 5})
+    # A threshold no AUROC can reach: the pruner prunes at the first report, so training stops after epoch 0.
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
+    study.optimize(obj, n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.intermediate_values.keys() == {0}
+    assert trial.user_attrs["epochs_trained"] == 1
+    assert "pruned by" in trial.user_attrs["pruned_reason"]
+
+
+def test_reports_every_epoch_and_returns_best_epoch(objective) -> None:
+    obj = objective(training={"max_epochs": 4})
+    study = optuna.create_study(direction="maximize")
+    study.optimize(obj, n_trials=1)
+    trial = study.trials[0]
+    assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+    assert trial.value == max(trial.intermediate_values.values())
+    assert not math.isnan(trial.value)
