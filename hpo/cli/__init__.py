@@ -1,0 +1,74 @@
+"""The ``hpo`` command: parses arguments, calls the library, prints results and maps errors to exit codes.
+
+One module per command; this one holds the group, the exit codes and the error handling they share.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    success
+  1    unexpected error (a bug: please report it with the traceback)
+  2    bad input: search-space file, data, study name, storage, weights
+  130  interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM
+"""
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def handles_errors(func: F) -> F:
+    """Turn the library's errors into a one-paragraph message and exit code 2."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hpo.errors import HpoError
+
+        try:
+            return func(*args, **kwargs)
+        except HpoError as exc:
+            fail(exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def quiet_libraries() -> None:
+    import logging
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}, epilog=EXIT_CODES_HELP)
+@click.version_option(package_name="hpo")
+def main() -> None:
+    """Tune a binary classifier (a PyTorch Lightning MLP) with Optuna, logging every trial to TensorBoard.
+
+    \b
+    Example:
+      hpo run                                   # search_spaces/default.yaml on the embedded data
+      hpo best --study default
+    """
+
+
+def _register() -> None:
+    from hpo.cli import best, run  # noqa: F401 - each module adds its command to `main`
+
+
+_register()

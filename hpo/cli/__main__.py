@@ -1,0 +1,5 @@
+"""``python -m hpo.cli``."""
+
+from hpo.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""``hpo best``: show the best trial of a study and where its weights are."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.option("--study", "study_name", default="default", show_default=True, help="Study name.")
+@click.option("--storage", help="SQLAlchemy URL (default: $HPO_STORAGE, else sqlite:///studies/<study>/study.db).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("studies"),
+    show_default=True,
+    help="Folder holding one folder per study.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handles_errors
+def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> None:
+    """Show the best trial of a study (from its storage) and where its weights are.
+
+    \b
+    Example:
+      hpo best --study default --json
+    """
+    from hpo.paths import validate_study_name
+    from hpo.study import describe_best
+
+    quiet_libraries()
+    summary = describe_best(validate_study_name(study_name, "--study"), root=root, storage=storage)
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2))
+        return
+    states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
+    click.echo(f"Study:   {summary.study} ({summary.direction} {summary.metric}; trials: {states})")
+    click.echo(f"Storage: {summary.storage}")
+    click.echo(f"Best:    trial {summary.trial}, value {summary.value!r}")
+    click.echo("Params:")
+    for key, value in summary.params.items():
+        click.echo(f"  {key}: {value}")
+    if summary.metrics:
+        click.echo("Validation metrics at the best epoch:")
+        for key, value in summary.metrics.items():
+            click.echo(
+                f"  {key}: {value:.6g}" if isinstance(value, float) and math.isfinite(value) else f"  {key}: {value}"
+            )
+    if summary.weights_status == "ok":
+        click.echo(f"Weights: {summary.weights_dir}/model.pt (+ model.json)")
+    elif summary.weights_status == "stale":
+        click.echo(
+            f"Weights: {summary.weights_dir} holds an older trial; the best trial's weights were written on "
+            "another host sharing this storage."
+        )
+    else:
+        click.echo("Weights: none under this root; they live on the host that ran the best trial.")
