@@ -18,8 +18,9 @@ from hpo.data import load_data
 from hpo.errors import StudyError
 from hpo.objective import Objective
 from hpo.paths import StudyPaths
+from hpo.promotion import BestModelPublisher
 from hpo.storage import open_storage, redact_url, resolve_storage_url
-from hpo.weights import build_model_card, promote_best_weights, read_card
+from hpo.weights import read_card
 
 __all__ = [
     "FINISHED_STATES",
@@ -156,7 +157,8 @@ def run_study(
             False,
         )
 
-    objective = Objective(experiment, data, paths)
+    publisher = BestModelPublisher(experiment, data, paths)
+    objective = Objective(experiment, data, paths, on_complete=publisher.prepare)
     ran = 0
     stopped = False
     started = time.monotonic()
@@ -169,8 +171,7 @@ def run_study(
             trained = objective.last_trained
             objective.last_trained = None
             if trained.trial_number == trial.number:
-                card = build_model_card(experiment, data, trained)
-                promoted = promote_best_weights(paths, trained, card, lambda n: _is_best(study, n))
+                promoted = publisher.promote(trained, lambda n: _is_best(study, n))
         done = count_finished(study)
         if settings.n_trials is not None and done >= settings.n_trials:
             study.stop()  # other workers on the same storage may have used up the budget

@@ -13,24 +13,35 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from hpo.config import Experiment
-from hpo.data import PreparedData, Standardization
 from hpo.errors import WeightsError
 from hpo.model import MLP
-from hpo.objective import TrainedModel
 from hpo.paths import StudyPaths
+from hpo.predictor import LoadedModel, Predictor, default_device
 
-__all__ = ["FORMAT", "LoadedModel", "build_model_card", "load_model", "promote_best_weights", "write_best_weights"]
+if TYPE_CHECKING:  # imported for annotations only: loading a model needs neither Lightning nor Optuna
+    from hpo.config import Experiment
+    from hpo.data import PreparedData
+    from hpo.objective import TrainedModel
+
+__all__ = [
+    "FORMAT",
+    "LoadedModel",
+    "Predictor",
+    "best_files",
+    "build_model_card",
+    "load_model",
+    "promote_best_weights",
+    "write_best_files",
+    "write_best_weights",
+]
 
 FORMAT = "hpo.model/1"
 MODEL_FILE = "model.pt"
@@ -71,6 +82,7 @@ def build_model_card(experiment: Experiment, data: PreparedData, trained: Traine
             "n_train": len(data.train_rows),
             "n_validation": len(data.val_rows),
             "validation_rows": list(data.val_rows),
+            "id_columns": list(experiment.data.id_columns),
         },
         "versions": _versions(),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -119,13 +131,8 @@ def best_lock(paths: StudyPaths) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_best_weights(paths: StudyPaths, state_dict: dict[str, Any], card: dict[str, Any]) -> Path:
-    """Replace ``best/`` by a folder holding ``state_dict`` and ``card`` (with the weights' sha256 filled in).
-
-    Both files are written and fsynced in a temporary folder beside ``best/``, which then takes its place in one
-    atomic rename (an exchange on Linux), so a reader sees the old pair or the new pair, never a mix or half a file.
-    Call it with :func:`best_lock` held.
-    """
+def best_files(state_dict: dict[str, Any], card: dict[str, Any]) -> dict[str, bytes]:
+    """The bytes of ``model.pt`` and of ``model.json`` (``card`` with the weights' sha256 filled in)."""
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
     payload = buffer.getvalue()
@@ -133,13 +140,36 @@ def write_best_weights(paths: StudyPaths, state_dict: dict[str, Any], card: dict
         **card,
         "weights": {"file": MODEL_FILE, "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)},
     }
+    return {MODEL_FILE: payload, CARD_FILE: (json.dumps(card, indent=2, allow_nan=False) + "\n").encode()}
+
+
+def write_best_weights(
+    paths: StudyPaths,
+    state_dict: dict[str, Any],
+    card: dict[str, Any],
+    extra_files: Mapping[str, bytes] | None = None,
+) -> Path:
+    """Replace ``best/`` by a folder holding ``state_dict`` and ``card`` (with the weights' sha256 filled in).
+
+    ``extra_files`` (name -> content) go into the same folder; see :func:`write_best_files`.
+    """
+    return write_best_files(paths, {**best_files(state_dict, card), **(extra_files or {})})
+
+
+def write_best_files(paths: StudyPaths, files: Mapping[str, bytes]) -> Path:
+    """Replace ``best/`` by a folder holding ``files`` (name -> content, see :func:`best_files`).
+
+    All files are written and fsynced in a temporary folder beside ``best/``, which then takes its place in one
+    atomic rename (an exchange on Linux), so a reader sees the old set or the new set, never a mix or half a file.
+    Call it with :func:`best_lock` held.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=".best-new-", dir=paths.study_dir))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; best/ should be as readable as its siblings
     try:
-        _write_file(tmp / MODEL_FILE, payload)
-        _write_file(tmp / CARD_FILE, (json.dumps(card, indent=2, allow_nan=False) + "\n").encode())
+        for name, content in files.items():
+            _write_file(tmp / name, content)
         _fsync_dir(tmp)
         if paths.best.exists() and _exchange(tmp, paths.best):
             pass  # tmp now holds the previous best/
@@ -191,41 +221,12 @@ def promote_best_weights(paths: StudyPaths, trained: TrainedModel, card: dict[st
         return True
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A trained model in eval mode with the preprocessing it was trained with."""
-
-    model: MLP
-    card: dict[str, Any]
-    folder: Path
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.card["features"])
-
-    @property
-    def standardization(self) -> Standardization:
-        stats = self.card["standardization"]
-        return Standardization(tuple(stats["mean"]), tuple(stats["std"]))
-
-    @property
-    def labels(self) -> tuple[Any, Any]:
-        return self.card["labels"]["negative"], self.card["labels"]["positive"]
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """Probabilities of the positive class for raw (unstandardised) rows, columns in training order."""
-        values = np.asarray(x, dtype=np.float64)
-        if values.ndim != 2 or values.shape[1] != len(self.feature_names):
-            raise WeightsError(
-                f"predict_proba: expected rows of {len(self.feature_names)} features "
-                f"({', '.join(self.feature_names[:5])}, ...), got an array of shape {values.shape}"
-            )
-        with torch.inference_mode():
-            return self.model.predict_proba(torch.from_numpy(self.standardization.apply(values))).numpy()
-
-
-def load_model(folder: str | Path) -> LoadedModel:
+def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor:
     """Load the weights folder written by hpo (``studies/<study>/best``), checking its sha256 and architecture.
+
+    Args:
+        folder: a folder holding ``model.json`` and ``model.pt``.
+        device: where the model runs; default the first CUDA GPU when there is one, else the CPU.
 
     Raises:
         WeightsError: the folder, its description or its weights are missing, damaged or do not match.
@@ -252,5 +253,7 @@ def load_model(folder: str | Path) -> LoadedModel:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path}: does not match the architecture in {CARD_FILE}: {exc}") from None
+    target = torch.device(device) if device is not None else default_device()
+    model.to(target)
     model.eval()
-    return LoadedModel(model, card, folder)
+    return Predictor(model, card, folder, target)

@@ -16,7 +16,7 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0    success
   1    unexpected error (a bug: please report it with the traceback)
-  2    bad input: search-space file, data, study name, storage, weights
+  2    bad input: search-space file, data, study name, storage, weights, rows to predict
   130  interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM
 """
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,11 +64,12 @@ def main() -> None:
     Example:
       hpo run                                   # search_spaces/default.yaml on the embedded data
       hpo best --study default
+      hpo predict --study default new_rows.csv
     """
 
 
 def _register() -> None:
-    from hpo.cli import best, run  # noqa: F401 - each module adds its command to `main`
+    from hpo.cli import best, predict, run  # noqa: F401 - each module adds its command to `main`
 
 
 _register()

@@ -1,0 +1,46 @@
+"""The best trial's files as Optuna artifacts (``studies/<study>/artifacts/``), so optuna-dashboard lists them."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from hpo.paths import StudyPaths
+
+__all__ = ["ARTIFACTS_ATTR", "artifact_store", "artifacts_dir", "attach_files"]
+
+#: The user attribute of a trial that maps each attached file name to its artifact id.
+ARTIFACTS_ATTR = "artifacts"
+
+
+def artifacts_dir(paths: StudyPaths) -> Path:
+    """``studies/<study>/artifacts/``: give it to ``optuna-dashboard --artifact-dir``."""
+    return paths.study_dir / "artifacts"
+
+
+def artifact_store(paths: StudyPaths) -> FileSystemArtifactStore:
+    """The study's artifact store (the folder is created if needed)."""
+    folder = artifacts_dir(paths)
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(folder)
+
+
+def attach_files(trial: optuna.Trial, files: Mapping[str, bytes], paths: StudyPaths) -> dict[str, str]:
+    """Upload ``files`` (name -> content) as artifacts of the running ``trial``; returns name -> artifact id.
+
+    Optuna only attaches artifacts to a trial that has not finished yet, so this runs inside the objective. The ids
+    are also kept in the trial's ``artifacts`` user attribute.
+    """
+    store = artifact_store(paths)
+    ids: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix=".artifacts-", dir=paths.study_dir) as tmp:
+        for name, content in files.items():
+            path = Path(tmp) / name
+            path.write_bytes(content)
+            ids[name] = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+    trial.set_user_attr(ARTIFACTS_ATTR, ids)
+    return ids
