@@ -127,6 +127,7 @@ def _stream(
     features = list(predictor.feature_names)
     columns = [*(ids or ["row"]), "probability", "label"]
     rows = positives = 0
+    header = True
     try:
         reader = pd.read_csv(
             path,
@@ -143,7 +144,8 @@ def _stream(
                     labels = predictor.labels_of(probabilities)
                     frame = chunk.loc[:, ids] if ids else pd.DataFrame({"row": range(rows, rows + len(chunk))})
                     frame = frame.reset_index(drop=True).assign(probability=probabilities, label=labels)
-                    frame.to_csv(out, header=rows == 0, index=False, columns=columns)
+                    frame.to_csv(out, header=header, index=False, columns=columns)
+                    header = False
                     positives += int((probabilities >= predictor.threshold).sum())
                 rows += len(chunk)
     except UnicodeDecodeError as exc:
@@ -152,6 +154,6 @@ def _stream(
         raise DataError(f"{path}: rows do not match the header ({exc}); every row needs one field per column") from None
     if problems:
         raise DataError(problems.message(str(path), "lines", row_base=_FIRST_DATA_LINE))
-    if rows == 0:
+    if header:
         out.write(",".join(columns) + "\n")
     return rows, positives

@@ -95,3 +95,25 @@ def read_tensorboard_run(folder: Path) -> tuple[dict[str, list[tuple[int, float]
         if data.HasField("experiment"):
             metrics = [m.name.tag for m in data.experiment.metric_infos]
     return scalars, hparams, metrics
+
+
+def inference_space(**overrides: Any) -> dict[str, Any]:
+    """A tiny search space (Adam, so the model is decent) with a threshold rule and temperature scaling."""
+    doc = tiny_space(
+        study={"name": "inf", "n_trials": 3},
+        params={"lr": {"type": "float", "low": 3e-3, "high": 3e-2, "log": True}, "hidden_size": 16, "n_layers": 1},
+        inference={"threshold": "max_f1", "temperature_scaling": True},
+    )
+    doc.update(overrides)
+    return doc
+
+
+@pytest.fixture(scope="session")
+def inference_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root (``studies/``) of one finished tiny study ``inf``, shared by the inference tests: do not modify it."""
+    from hpo.config import parse_experiment
+    from hpo.study import run_study
+
+    root = tmp_path_factory.mktemp("inference") / "studies"
+    run_study(parse_experiment(inference_space(), root.parent / "space.yaml"), root=root)
+    return root
