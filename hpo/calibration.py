@@ -26,10 +26,14 @@ _LOG_SCALE_RANGE = (math.log(1e-3), math.log(1e3))  # 1/T searched between 0.001
 
 
 def logits_to_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """``sigmoid(logits / temperature)`` in float32: the one formula both validation and prediction use."""
-    logits = logits.float()
+    """``sigmoid(logits / temperature)``: the one formula both validation and prediction use.
+
+    It is computed in float64 so that probabilities near 0 or 1 keep the order of the logits (in float32 every logit
+    above about 17 would become exactly 1.0, and a temperature below 1 would create ties that change AUROC).
+    """
+    logits = logits.double()
     if temperature != 1.0:
-        logits = logits / torch.tensor(temperature, dtype=torch.float32)
+        logits = logits / temperature
     return torch.sigmoid(logits)
 
 
@@ -68,12 +72,12 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> TemperatureFit:
     """Fit one temperature ``T`` on validation logits by minimising log loss; keep it only if the loss goes down.
 
     The log loss of ``sigmoid(a * z)`` is convex in ``a = 1/T``, so a golden-section search over ``log a`` finds its
-    minimum without gradients or randomness. ``T`` is then recomputed from the float32 probabilities the predictor
-    will produce and kept only when their log loss is strictly lower than without it.
+    minimum without gradients or randomness. ``T`` is kept only when the log loss of the probabilities the predictor
+    will produce with it is strictly lower than without it.
     """
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
-    before = log_loss_of_logits(z, y)
+    before = _predicted_log_loss(z, y, 1.0)
     low, high = _LOG_SCALE_RANGE
     ratio = (math.sqrt(5) - 1) / 2
     a, b = high - ratio * (high - low), low + ratio * (high - low)
@@ -88,13 +92,13 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> TemperatureFit:
             b = low + ratio * (high - low)
             fb = log_loss_of_logits(z, y, math.exp(b))
     temperature = 1.0 / math.exp((low + high) / 2)
-    after = _float32_log_loss(z, y, temperature)
-    if not after < _float32_log_loss(z, y, 1.0):
+    after = _predicted_log_loss(z, y, temperature)
+    if not after < before:
         return TemperatureFit(1.0, temperature, before, after)
     return TemperatureFit(temperature, temperature, before, after)
 
 
-def _float32_log_loss(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
+def _predicted_log_loss(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
     p = logits_to_probabilities(torch.from_numpy(z.astype(np.float32)), temperature).double().numpy()
     return _log_loss(p, y)
 
