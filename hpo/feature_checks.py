@@ -95,17 +95,17 @@ class ValueProblems:
     def __bool__(self) -> bool:
         return bool(self.found)
 
-    def message(self, where: str, row_word: str = "rows", row_base: int = 0) -> str:
+    def message(
+        self, where: str, row_word: str = "row", row_base: int = 0, outcome: str = "nothing was predicted"
+    ) -> str:
         """One paragraph naming each bad column and its first rows (``row_base`` is added to row positions)."""
         parts = []
         for (column, problem), (shown, total) in self.found.items():
             rows = ", ".join(str(r + row_base) for r in shown)
             more = f" and {total - len(shown)} more" if total > len(shown) else ""
-            parts.append(f"column {column!r} {problem} at {row_word} {rows}{more}")
-        return (
-            f"{where}: {'; '.join(parts)}. Every feature must be a finite number; fix or drop those rows "
-            "(nothing was predicted)"
-        )
+            word = row_word if total == 1 else f"{row_word}s"
+            parts.append(f"column {column!r} {problem} at {word} {rows}{more}")
+        return f"{where}: {'; '.join(parts)}. Every feature must be a finite number; fix or drop those rows ({outcome})"
 
 
 def feature_values(frame: pd.DataFrame, problems: ValueProblems, row_offset: int = 0) -> np.ndarray:

@@ -153,7 +153,7 @@ def _stream(
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: rows do not match the header ({exc}); every row needs one field per column") from None
     if problems:
-        raise DataError(problems.message(str(path), "lines", row_base=_FIRST_DATA_LINE))
+        raise DataError(problems.message(str(path), "line", _FIRST_DATA_LINE, "no output was written"))
     if header:
         out.write(",".join(columns) + "\n")
     return rows, positives

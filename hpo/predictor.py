@@ -89,7 +89,7 @@ class Predictor:
         problems = ValueProblems()
         values = feature_values(frame, problems)
         if problems:
-            raise DataError(problems.message(where, "rows (0-based)"))
+            raise DataError(problems.message(where, "row", 0, "nothing was predicted; rows are counted from 0"))
         return values
 
     def predict_proba(self, x: object) -> np.ndarray:

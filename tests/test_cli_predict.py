@@ -31,7 +31,7 @@ def _bad_csvs(folder: Path) -> dict[str, tuple[Path, str]]:
         "unknown column": (frame.assign(comment="x"), "column 'comment' is not a feature of this model"),
         "text": (
             frame.astype({"mean_area": object}).assign(mean_area=lambda f: f.mean_area.where(f.index != 6, "?")),
-            "column 'mean_area' holds text (e.g. '?') at lines 8",
+            "column 'mean_area' holds text (e.g. '?') at line 8",
         ),
         "missing values": (
             frame.assign(mean_radius=lambda f: f.mean_radius.where(f.index % 9 != 1)),

@@ -93,10 +93,10 @@ BAD_FILES = {
     ),
     "infinite": (
         lambda t: _lines(t, {4: ("mean_radius", "inf")}),
-        "column 'mean_radius' has infinite values at lines 4",
+        "column 'mean_radius' has infinite values at line 4",
     ),
     "too many fields": (lambda t: _lines(t, extra="1," * 31 + "1\n"), "Expected 31 fields in line 32, saw 32"),
-    "too few fields": (lambda t: _lines(t, extra="1,2,3\n"), "column 'mean_smoothness' has missing values at lines 32"),
+    "too few fields": (lambda t: _lines(t, extra="1,2,3\n"), "column 'mean_smoothness' has missing values at line 32"),
     "missing column": (
         lambda t: _write(t, pd.read_csv(DATASET).head(3).drop(columns="mean_area")),
         "missing feature column 'mean_area'",
@@ -131,6 +131,8 @@ def test_bad_input_names_lines_and_writes_nothing(predictor: Predictor, tmp_path
         predict_csv(predictor, source, out, chunk_rows=8)
     assert message in str(caught.value)
     assert str(caught.value).startswith(str(source))
+    if case not in ("empty file", "not UTF-8", "no such file", "too many fields") and "column" not in case:
+        assert str(caught.value).endswith("(no output was written)")
     assert out.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({source.name, "out.csv"} - {"nope.csv"})
 
