@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hpo.errors import WeightsError
+from hpo.errors import ConfigError, WeightsError
 from hpo.model import MLP
 from hpo.paths import StudyPaths
 from hpo.predictor import LoadedModel, Predictor, default_device
@@ -230,6 +230,7 @@ def load_model(folder: str | Path, device: str | torch.device | None = None) -> 
 
     Raises:
         WeightsError: the folder, its description or its weights are missing, damaged or do not match.
+        ConfigError: ``device`` cannot be used.
     """
     folder = Path(folder)
     card = read_card(folder)
@@ -253,7 +254,13 @@ def load_model(folder: str | Path, device: str | torch.device | None = None) -> 
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path}: does not match the architecture in {CARD_FILE}: {exc}") from None
-    target = torch.device(device) if device is not None else default_device()
-    model.to(target)
+    try:
+        target = torch.device(device) if device is not None else default_device()
+        model.to(target)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        raise ConfigError(
+            f"device {device!r}: cannot be used here ({str(exc).splitlines()[0]}); pass cpu or an available GPU "
+            "such as cuda:0, or leave it out to use a GPU when there is one"
+        ) from None
     model.eval()
     return Predictor(model, card, folder, target)

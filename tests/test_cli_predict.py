@@ -60,6 +60,7 @@ def test_bad_input_exits_2_with_a_message_and_no_output(inference_study: Path, t
         (["--study", "nothing"], "no best weights yet for study 'nothing'"),
         (["--model", str(tmp_path)], "model.json: not found"),
         (["--study", "../x"], "a study name may only contain"),
+        (["--study", "inf", "--device", "banana"], "device 'banana': cannot be used here"),
     ]:
         result = _invoke(["predict", "--root", str(inference_study), *args, str(good)])
         assert result.exit_code == 2 and message in result.stderr, result.stderr
