@@ -101,7 +101,16 @@ def test_hpo_predict_matches_the_recorded_auroc_and_a_fresh_load_best(inference_
     np.testing.assert_allclose(api["p"], scored["probability"], atol=1e-6, rtol=0)
     assert api["labels"] == scored["label"].tolist()
 
-    best = run_hpo(["best", "--study", "inf", *root], cwd=tmp_path)
-    threshold = card["threshold"]
-    assert f"Threshold: {threshold['value']:.4g} (max_f1): precision {threshold['precision']:.3f}" in best.stdout
-    assert "Calibration: " in best.stdout and "ECE" in best.stdout
+
+def test_best_shows_the_threshold_with_precision_and_recall(inference_study: Path) -> None:
+    card = json.loads((inference_study / "inf" / "best" / "model.json").read_text())
+    text = _invoke(["best", "--study", "inf", "--root", str(inference_study)])
+    assert text.exit_code == 0, text.stderr
+    t = card["threshold"]
+    assert (
+        f"Threshold: {t['value']:.4g} (max_f1): precision {t['precision']:.3f}, recall {t['recall']:.3f}" in text.stdout
+    )
+    assert f"ECE {card['calibration']['ece']:.4f}" in text.stdout
+    as_json = json.loads(_invoke(["best", "--study", "inf", "--root", str(inference_study), "--json"]).stdout)
+    assert as_json["inference"]["threshold"] == t
+    assert as_json["inference"]["temperature"] == card["temperature"]
