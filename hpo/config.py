@@ -56,6 +56,8 @@ class StudySettings:
     timeout: float | None = None
     sampler: AlgorithmSettings = AlgorithmSettings("tpe")  # noqa: RUF009 - frozen, so sharing it is safe
     pruner: AlgorithmSettings = AlgorithmSettings("median")  # noqa: RUF009 - frozen, so sharing it is safe
+    heartbeat_interval: int = 10
+    grace_period: int = 30
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,21 @@ def parse_experiment(raw: object, file: Path) -> Experiment:
 
 def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
     where = f"{file}: study"
-    _check_keys(raw, {"name", "metric", "direction", "n_trials", "timeout", "sampler", "pruner"}, where)
+    _check_keys(
+        raw,
+        {
+            "name",
+            "metric",
+            "direction",
+            "n_trials",
+            "timeout",
+            "sampler",
+            "pruner",
+            "heartbeat_interval",
+            "grace_period",
+        },
+        where,
+    )
     name = validate_study_name(raw.get("name", file.stem), f"{where}.name")
     metric = raw.get("metric", "val/auroc")
     if metric not in METRICS:
@@ -255,7 +271,16 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
     pruner = parse_algorithm(raw.get("pruner"), f"{where}.pruner", PRUNERS, DEFAULT_PRUNER)
     build_sampler(sampler, f"{where}.sampler")
     build_pruner(pruner, f"{where}.pruner")
-    return StudySettings(name, metric, direction, n_trials, float(timeout) if timeout else None, sampler, pruner)
+    heartbeat = _int(raw, "heartbeat_interval", 10, where, low=1) or 10
+    grace = _int(raw, "grace_period", max(30, 3 * heartbeat), where, low=1) or 30
+    if grace <= heartbeat:
+        raise ConfigError(
+            f"{where}.grace_period: must be longer than heartbeat_interval ({heartbeat} s), got {grace}; a live "
+            "worker would otherwise look dead"
+        )
+    return StudySettings(
+        name, metric, direction, n_trials, float(timeout) if timeout else None, sampler, pruner, heartbeat, grace
+    )
 
 
 def _names(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
