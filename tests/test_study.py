@@ -67,7 +67,8 @@ def test_rerun_completes_the_budget_instead_of_adding_to_it(write_space, tmp_pat
 def test_should_stop_ends_after_the_running_trial(write_space, tmp_path: Path) -> None:
     root = tmp_path / "studies"
     exp = load_experiment(write_space(tiny_space(study={"n_trials": 5})))
-    result = run_study(exp, root=root, should_stop=lambda: True)
+    reports: list[object] = []
+    result = run_study(exp, root=root, on_trial_end=reports.append, should_stop=lambda: len(reports) >= 1)
     assert result.stopped_early and result.finished == 1
     assert run_study(exp, root=root).finished == 5
 
