@@ -71,10 +71,13 @@ def open_storage(
         engine_kwargs["connect_args"] = {"timeout": 60}
     heartbeat: dict[str, Any] = {}
     if heartbeat_interval is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
         heartbeat = {
             "heartbeat_interval": heartbeat_interval,
             "grace_period": grace_period,
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            "heartbeat_stale_trial_callback": retry,
         }
     try:
         storage = _create_rdb_storage(url, engine_kwargs, heartbeat)

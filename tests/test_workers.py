@@ -52,12 +52,14 @@ def postgres_url() -> Iterator[str]:
     data = base / "data"
     subprocess.run(
         _as_postgres("initdb", "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={base / 'pw'}"),
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
     subprocess.run(
         _as_postgres("pg_ctl", "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"),
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     try:
         yield f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
@@ -68,8 +70,13 @@ def postgres_url() -> Iterator[str]:
 
 def _space(tmp_path: Path, name: str, n_trials: int, epochs: int) -> Path:
     doc = tiny_space(
-        study={"name": name, "n_trials": n_trials, "pruner": {"name": "none"}, "heartbeat_interval": 1,
-               "grace_period": 4},
+        study={
+            "name": name,
+            "n_trials": n_trials,
+            "pruner": {"name": "none"},
+            "heartbeat_interval": 1,
+            "grace_period": 4,
+        },
         training={"max_epochs": epochs, "batch_size": 32},
     )
     path = tmp_path / f"{name}.yaml"
@@ -113,8 +120,9 @@ def test_four_workers_on_postgresql_share_one_study(tmp_path: Path, postgres_url
     space = _space(tmp_path, "pg4", n_trials, epochs=2)
     args = [*HPO, "run", str(space), "--threads", "1"]
     procs = [
-        subprocess.Popen(args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(
+            args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
@@ -160,8 +168,14 @@ def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
     n_trials = 6
     space = _space(tmp_path, "chaos", n_trials, epochs=12)
     db = f"sqlite:///{tmp_path / 'studies' / 'chaos' / 'study.db'}"
-    parent = subprocess.Popen([*HPO, "run", str(space), "--workers", "3"], cwd=tmp_path, env=_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [*HPO, "run", str(space), "--workers", "3"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(lambda: _count(db, "chaos", TrialState.COMPLETE) >= 1 and _count(db, "chaos", TrialState.RUNNING) >= 2)
     workers = _children(parent.pid)
     assert len(workers) == 3
@@ -176,10 +190,18 @@ def test_postgresql_worker_killed_mid_trial(tmp_path: Path, postgres_url: str) -
     n_trials = 6
     space = _space(tmp_path, "pgchaos", n_trials, epochs=12)
     args = [*HPO, "run", str(space), "--threads", "1"]
-    procs = [subprocess.Popen(args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    _wait_for(lambda: _count(postgres_url, "pgchaos", TrialState.COMPLETE) >= 1
-              and _count(postgres_url, "pgchaos", TrialState.RUNNING) >= 3)
+    procs = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    _wait_for(
+        lambda: (
+            _count(postgres_url, "pgchaos", TrialState.COMPLETE) >= 1
+            and _count(postgres_url, "pgchaos", TrialState.RUNNING) >= 3
+        )
+    )
     procs[0].kill()
     outputs = [p.communicate(timeout=300) for p in procs]
     assert procs[0].returncode == -signal.SIGKILL
@@ -191,8 +213,43 @@ def test_postgresql_worker_killed_mid_trial(tmp_path: Path, postgres_url: str) -
 def test_password_never_appears_in_errors(tmp_path: Path) -> None:
     space = _space(tmp_path, "nope", 2, epochs=1)
     url = f"postgresql+psycopg://hpo:{PASSWORD}@127.0.0.1:{_free_port()}/hpo"
-    for args, env in (([*HPO, "run", str(space), "--storage", url], _env()), ([*HPO, "run", str(space)], _env(url)),
-                      ([*HPO, "best", "--study", "nope"], _env(url))):
+    for args, env in (
+        ([*HPO, "run", str(space), "--storage", url], _env()),
+        ([*HPO, "run", str(space)], _env(url)),
+        ([*HPO, "best", "--study", "nope"], _env(url)),
+    ):
         result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 2, result.stderr
         assert "***" in result.stderr and PASSWORD not in result.stdout + result.stderr
+
+
+def test_sigint_to_workers_then_rerun_finishes_exactly_n_trials(tmp_path: Path) -> None:
+    n_trials = 4
+    space = _space(tmp_path, "stopw", n_trials, epochs=6)
+    db = f"sqlite:///{tmp_path / 'studies' / 'stopw' / 'study.db'}"
+    parent = subprocess.Popen(
+        [*HPO, "run", str(space), "--workers", "2"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: _count(db, "stopw", TrialState.COMPLETE) >= 1)
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=300)
+    assert parent.returncode == 130, err
+    study = optuna.load_study(study_name="stopw", storage=db)
+    assert len(study.get_trials(states=(TrialState.RUNNING,))) == 0  # the running trials finished
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) < n_trials
+    rerun = subprocess.run(
+        [*HPO, "run", str(space), "--workers", "2"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    study = optuna.load_study(study_name="stopw", storage=db)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * n_trials
