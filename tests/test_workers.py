@@ -148,7 +148,7 @@ def _wait_for(predicate, timeout: float = 120) -> None:
 def _count(storage: str, name: str, state: TrialState) -> int:
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-    except Exception:  # noqa: BLE001 - not created yet
+    except Exception:
         return 0
     return len(study.get_trials(deepcopy=False, states=(state,)))
 
@@ -180,7 +180,7 @@ def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
     workers = _children(parent.pid)
     assert len(workers) == 3
     os.kill(workers[0], signal.SIGKILL)
-    out, err = parent.communicate(timeout=300)
+    _out, err = parent.communicate(timeout=300)
     assert parent.returncode == 0, err
     assert "worker 0 ended with killed by SIGKILL" in err
     _check_chaos(optuna.load_study(study_name="chaos", storage=db), tmp_path / "studies", n_trials)
