@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries
+from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root_option, storage_option
 
 if TYPE_CHECKING:
     from hpo.config import Experiment
@@ -67,10 +67,7 @@ class _Interrupts:
 @click.option("--study", "study_name", help="Study name (default: study.name in the file).")
 @click.option("--n-trials", type=int, help="Total finished trials the study should have (overrides study.n_trials).")
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
-@click.option(
-    "--storage",
-    help="SQLAlchemy URL of the Optuna storage (default: $HPO_STORAGE, else sqlite:///studies/<study>/study.db).",
-)
+@storage_option
 @click.option("--seed", type=int, help="Seed of the sampler and of every trial's training.")
 @click.option(
     "--workers",
@@ -80,13 +77,7 @@ class _Interrupts:
     help="Worker processes sharing the study on this machine (CPU threads are split between them).",
 )
 @click.option("--threads", type=click.IntRange(1, 1024), help="Torch CPU threads of this process (default: all).")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("studies"),
-    show_default=True,
-    help="Folder holding one folder per study.",
-)
+@root_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (trial lines go to stderr).")
 @handles_errors
 def run(
