@@ -21,7 +21,7 @@ from hpo.algorithms import (
     build_sampler,
     parse_algorithm,
 )
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, key_path
 from hpo.metrics import METRICS
 from hpo.paths import validate_study_name
 from hpo.space import SearchSpace, parse_search_space
@@ -179,7 +179,7 @@ def _check_keys(raw: Mapping[Any, Any], allowed: set[str], where: str) -> None:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            at = f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+            at = key_path(where, key)
             raise ConfigError(f"{at}: unknown key{hint}; allowed keys are {sorted(allowed)}")
 
 
@@ -254,7 +254,7 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
     )
     name = validate_study_name(raw.get("name", file.stem), f"{where}.name")
     metric = raw.get("metric", "val/auroc")
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         raise ConfigError(f"{where}.metric: must be one of {list(METRICS)}, got {metric!r}")
     direction = raw.get("direction", METRICS[metric])
     if direction not in ("maximize", "minimize"):
@@ -328,7 +328,7 @@ def _parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
         source = None
     else:
         source = raw.get("source", "breast_cancer")
-        if source not in EMBEDDED_DATASETS:
+        if not isinstance(source, str) or source not in EMBEDDED_DATASETS:
             raise ConfigError(
                 f"{where}.source: must be one of the embedded data sets {sorted(EMBEDDED_DATASETS)}, got {source!r}; "
                 "use path and target for your own CSV"

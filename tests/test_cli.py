@@ -62,9 +62,17 @@ def _check_dashboard_serves(cwd: Path, study: str, n_trials: int) -> None:
     """`optuna-dashboard sqlite:///studies/<study>/study.db`, as the README says, lists the study."""
     port = _free_port()
     dashboard = subprocess.Popen(
-        [str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///studies/{study}/study.db",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "optuna-dashboard"),
+            f"sqlite:///studies/{study}/study.db",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
