@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from pathlib import Path
@@ -138,10 +139,8 @@ def test_mutated_real_files(tmp_path: Path, doc: Any) -> None:
 def test_arbitrary_text(tmp_path: Path, text: str) -> None:
     path = tmp_path / "text.yaml"
     path.write_text(text, encoding="utf-8")
-    try:
+    with contextlib.suppress(ConfigError):
         load_experiment(path)
-    except ConfigError:
-        pass
 
 
 @pytest.mark.parametrize(
@@ -161,6 +160,6 @@ def test_yaml_bombs_are_refused_quickly(tmp_path: Path, text: str) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text(text)
     started = time.monotonic()
-    with pytest.raises(ConfigError, match="aliases|nested too deeply|1 MiB"):
+    with pytest.raises(ConfigError, match=r"aliases|nested too deeply|1 MiB"):
         load_experiment(path)
     assert time.monotonic() - started < 30  # generous: what matters is that it ends, not how fast
