@@ -243,17 +243,33 @@ def run_study(
         waiting_since = None
         started = time.monotonic()
         try:
-            study.optimize(
-                claimed_objective,
-                n_trials=1,
-                callbacks=[after_trial],
-                catch=(_SurplusTrialError,),
-                gc_after_trial=False,
-                show_progress_bar=False,
-            )
+            _optimize_one(study, claimed_objective, after_trial, paths)
         finally:
             ask_lock.release()
     return study_result(study, paths, url, budget, ran, stopped)
+
+
+def _optimize_one(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    after_trial: Callable[[optuna.Study, FrozenTrial], None],
+    paths: StudyPaths,
+) -> None:
+    """Run one trial; a disk that cannot be written becomes a StudyError (Optuna has marked the trial failed)."""
+    try:
+        study.optimize(
+            objective,
+            n_trials=1,
+            callbacks=[after_trial],
+            catch=(_SurplusTrialError,),
+            gc_after_trial=False,
+            show_progress_bar=False,
+        )
+    except OSError as exc:
+        raise StudyError(
+            f"{paths.study_dir}: cannot write the trial's outputs ({exc.strerror or exc}: {exc.filename}); the trial "
+            "is marked failed and will be run again. Free disk space or make the folder writable, then rerun."
+        ) from None
 
 
 def study_result(

@@ -25,7 +25,7 @@ import torch
 
 from hpo.config import Experiment
 from hpo.data import PreparedData, Standardization
-from hpo.errors import WeightsError
+from hpo.errors import StudyError, WeightsError
 from hpo.model import MLP
 from hpo.objective import TrainedModel
 from hpo.paths import StudyPaths
@@ -183,12 +183,26 @@ def promote_best_weights(paths: StudyPaths, trained: TrainedModel, card: dict[st
 
     Returns:
         True when ``best/`` now holds ``trained``.
+
+    Raises:
+        StudyError: the folder cannot be written (disk full, read-only); ``best/`` keeps its previous content.
     """
-    with best_lock(paths):
-        if not is_best(trained.trial_number):
-            return False
-        write_best_weights(paths, trained.state_dict, card)
-        return True
+    try:
+        with best_lock(paths):
+            if not is_best(trained.trial_number):
+                return False
+            write_best_weights(paths, trained.state_dict, card)
+            return True
+    except OSError as exc:
+        previous = "nothing"
+        if (paths.best / CARD_FILE).exists():
+            previous = f"trial {read_card(paths.best).get('trial')}"
+        raise StudyError(
+            f"{paths.study_dir}: cannot write the best weights of trial {trained.trial_number} "
+            f"({exc.strerror or exc}); best/ is unchanged and still holds {previous}, and the trial stays recorded "
+            "as complete in the storage, but its weights are lost. Free disk space or make the folder writable, "
+            "then rerun the same command to finish the budget."
+        ) from None
 
 
 @dataclass(frozen=True)
