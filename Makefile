@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install run test lint typecheck clean-studies
+.PHONY: install run test lint bench clean-studies
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(ARGS)
+
+bench: install
+	$(BIN)/python bench/memory.py
 
 lint: install
 	$(BIN)/ruff check hpo tests

@@ -9,7 +9,7 @@ from typing import Any
 
 import optuna
 
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, key_path
 
 __all__ = ["PRUNERS", "SAMPLERS", "AlgorithmSettings", "build_pruner", "build_sampler", "parse_algorithm"]
 
@@ -105,7 +105,9 @@ def parse_algorithm(
     allowed = table[name]
     for key, value in options.items():
         if key not in allowed:
-            raise ConfigError(f"{where}.{key}: unknown option for {name!r}; allowed options are {sorted(allowed)}")
+            raise ConfigError(
+                f"{key_path(where, key)}: unknown option for {name!r}; allowed options are {sorted(allowed)}"
+            )
         types, desc = allowed[key]
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise ConfigError(f"{where}.{key}: must be {desc}, got {value!r}")

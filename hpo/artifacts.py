@@ -11,10 +11,12 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from hpo.paths import StudyPaths
 
-__all__ = ["ARTIFACTS_ATTR", "artifact_store", "artifacts_dir", "attach_files"]
+__all__ = ["ARTIFACTS_ATTR", "ARTIFACTS_ERROR_ATTR", "artifact_store", "artifacts_dir", "attach_files"]
 
 #: The user attribute of a trial that maps each attached file name to its artifact id.
 ARTIFACTS_ATTR = "artifacts"
+#: The user attribute of a trial whose files could not be attached: why.
+ARTIFACTS_ERROR_ATTR = "artifacts_error"
 
 
 def artifacts_dir(paths: StudyPaths) -> Path:
@@ -34,10 +36,13 @@ def attach_files(trial: optuna.Trial, files: Mapping[str, bytes], paths: StudyPa
 
     Optuna only attaches artifacts to a trial that has not finished yet, so this runs inside the objective. The ids
     are also kept in the trial's ``artifacts`` user attribute.
+
+    Raises:
+        OSError: the artifact folder cannot be written.
     """
     store = artifact_store(paths)
     ids: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix=".artifacts-", dir=paths.study_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
         for name, content in files.items():
             path = Path(tmp) / name
             path.write_bytes(content)

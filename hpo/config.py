@@ -21,7 +21,7 @@ from hpo.algorithms import (
     build_sampler,
     parse_algorithm,
 )
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, key_path
 from hpo.inference_settings import InferenceSettings, parse_inference
 from hpo.metrics import METRICS
 from hpo.paths import validate_study_name
@@ -57,6 +57,8 @@ class StudySettings:
     timeout: float | None = None
     sampler: AlgorithmSettings = AlgorithmSettings("tpe")  # noqa: RUF009 - frozen, so sharing it is safe
     pruner: AlgorithmSettings = AlgorithmSettings("median")  # noqa: RUF009 - frozen, so sharing it is safe
+    heartbeat_interval: int = 10
+    grace_period: int = 30
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ def _check_keys(raw: Mapping[Any, Any], allowed: set[str], where: str) -> None:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            at = f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+            at = key_path(where, key)
             raise ConfigError(f"{at}: unknown key{hint}; allowed keys are {sorted(allowed)}")
 
 
@@ -239,10 +241,24 @@ def parse_experiment(raw: object, file: Path) -> Experiment:
 
 def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
     where = f"{file}: study"
-    _check_keys(raw, {"name", "metric", "direction", "n_trials", "timeout", "sampler", "pruner"}, where)
+    _check_keys(
+        raw,
+        {
+            "name",
+            "metric",
+            "direction",
+            "n_trials",
+            "timeout",
+            "sampler",
+            "pruner",
+            "heartbeat_interval",
+            "grace_period",
+        },
+        where,
+    )
     name = validate_study_name(raw.get("name", file.stem), f"{where}.name")
     metric = raw.get("metric", "val/auroc")
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         raise ConfigError(f"{where}.metric: must be one of {list(METRICS)}, got {metric!r}")
     direction = raw.get("direction", METRICS[metric])
     if direction not in ("maximize", "minimize"):
@@ -259,7 +275,16 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
     pruner = parse_algorithm(raw.get("pruner"), f"{where}.pruner", PRUNERS, DEFAULT_PRUNER)
     build_sampler(sampler, f"{where}.sampler")
     build_pruner(pruner, f"{where}.pruner")
-    return StudySettings(name, metric, direction, n_trials, float(timeout) if timeout else None, sampler, pruner)
+    heartbeat = _int(raw, "heartbeat_interval", 10, where, low=1) or 10
+    grace = _int(raw, "grace_period", max(30, 3 * heartbeat), where, low=1) or 30
+    if grace <= heartbeat:
+        raise ConfigError(
+            f"{where}.grace_period: must be longer than heartbeat_interval ({heartbeat} s), got {grace}; a live "
+            "worker would otherwise look dead"
+        )
+    return StudySettings(
+        name, metric, direction, n_trials, float(timeout) if timeout else None, sampler, pruner, heartbeat, grace
+    )
 
 
 def _names(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
@@ -307,7 +332,7 @@ def _parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
         source = None
     else:
         source = raw.get("source", "breast_cancer")
-        if source not in EMBEDDED_DATASETS:
+        if not isinstance(source, str) or source not in EMBEDDED_DATASETS:
             raise ConfigError(
                 f"{where}.source: must be one of the embedded data sets {sorted(EMBEDDED_DATASETS)}, got {source!r}; "
                 "use path and target for your own CSV"

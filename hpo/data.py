@@ -17,6 +17,8 @@ from hpo.errors import DataError
 __all__ = ["PreparedData", "Standardization", "load_data", "split_rows"]
 
 Label = str | int | bool
+#: More feature columns than this is almost always a mistake (a transposed file, an index saved as columns).
+MAX_FEATURES = 10_000
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,11 @@ def _features(frame: pd.DataFrame, settings: DataSettings, path: Path) -> tuple[
         names = tuple(str(c) for c in frame.columns if c not in excluded)
     if not names:
         raise DataError(f"{path}: has no feature columns besides the target {settings.target!r}")
+    if len(names) > MAX_FEATURES:
+        raise DataError(
+            f"{path}: has {len(names)} feature columns; hpo trains on at most {MAX_FEATURES}. List the columns to use "
+            "under data.features, or reduce the file's columns first"
+        )
     bad_types = [
         n for n in names if not (pd.api.types.is_numeric_dtype(frame[n]) or pd.api.types.is_bool_dtype(frame[n]))
     ]

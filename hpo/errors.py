@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "HpoError", "StudyError", "WeightsError"]
+import re
+
+__all__ = ["ConfigError", "DataError", "HpoError", "StudyError", "WeightsError", "key_path"]
+
+_PLAIN_KEY = re.compile(r"^[\w/.-]{1,64}$")
+
+
+def key_path(where: str, key: object) -> str:
+    """``where.key``, quoting a key that is not plain text so that a message stays one readable line.
+
+    ``where`` ending in ``:`` (a file name) gets a space instead of a dot.
+    """
+    text = key if isinstance(key, str) and _PLAIN_KEY.match(key) else repr(key)[:80]
+    return f"{where} {text}" if where.endswith(":") else f"{where}.{text}"
 
 
 class HpoError(Exception):

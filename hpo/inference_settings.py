@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, key_path
 
 __all__ = ["THRESHOLD_RULES", "InferenceSettings", "ThresholdRule", "parse_inference"]
 
@@ -81,7 +81,7 @@ def _parse_threshold(raw: object, where: str) -> ThresholdRule:
         if name not in THRESHOLD_RULES:
             close = difflib.get_close_matches(str(name), names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}.{name}: unknown threshold rule{hint}; allowed rules are {names}")
+            raise ConfigError(f"{key_path(where, name)}: unknown threshold rule{hint}; allowed rules are {names}")
         if THRESHOLD_RULES[name] is None:
             raise ConfigError(f"{where}.{name}: takes no target; write `threshold: {name}`")
         return ThresholdRule(name, _fraction(target, f"{where}.{name}", closed_low=name == "fixed"))
@@ -102,7 +102,7 @@ def parse_inference(raw: object, where: str) -> InferenceSettings:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}.{key}: unknown key{hint}; allowed keys are {sorted(allowed)}")
+            raise ConfigError(f"{key_path(where, key)}: unknown key{hint}; allowed keys are {sorted(allowed)}")
     scaling: Any = raw.get("temperature_scaling", False)
     if not isinstance(scaling, bool):
         raise ConfigError(f"{where}.temperature_scaling: must be true or false, got {scaling!r}")

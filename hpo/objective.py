@@ -93,7 +93,12 @@ class Objective:
         pl.seed_everything(seed, workers=False, verbose=False)
         model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
         module = BinaryClassifier(
-            MLP(**model_kwargs), params["optimizer"], params["lr"], params["weight_decay"], params.get("momentum", 0.0)
+            MLP(**model_kwargs),
+            params["optimizer"],
+            params["lr"],
+            params["weight_decay"],
+            params.get("momentum", 0.0),
+            params["batch_size"],
         )
         logger = TensorBoardLogger(
             save_dir=str(self.paths.tensorboard_dir),
@@ -104,7 +109,9 @@ class Objective:
         logger.log_hyperparams(params, {"hp_metric": 0.0, **{hp_name(m): 0.0 for m in METRICS}})
         best = BestEpochCallback(exp.study.metric, exp.study.direction, exp.training.early_stopping_patience)
         pruning = OptunaPruningCallback(trial, exp.study.metric)
-        train = TensorBatches(self.data.x_train, self.data.y_train, params["batch_size"], shuffle=True, seed=seed)
+        # One Lightning step per epoch: the module slices the shuffled epoch into batch_size minibatches itself.
+        n_train = len(self.data.x_train)
+        train = TensorBatches(self.data.x_train, self.data.y_train, n_train, shuffle=True, seed=seed)
         val = TensorBatches(self.data.x_val, self.data.y_val, _VAL_BATCH, shuffle=False)
         try:
             with warnings.catch_warnings(), _QuietLightning():
@@ -121,6 +128,7 @@ class Objective:
                     enable_progress_bar=False,
                     num_sanity_val_steps=0,
                     log_every_n_steps=1,
+                    precision="32-true",  # BinaryClassifier steps the plain torch optimizer (no loss scaling)
                     default_root_dir=str(self.paths.study_dir),
                 )
                 # Lightning aborts fit on SIGTERM; hpo instead lets the caller's handler decide (the CLI finishes

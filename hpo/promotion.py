@@ -3,21 +3,24 @@ as Optuna artifacts attached to the trial."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
 from optuna.study import StudyDirection
 
-from hpo.artifacts import attach_files
+from hpo.artifacts import ARTIFACTS_ERROR_ATTR, artifacts_dir, attach_files
 from hpo.config import Experiment
 from hpo.data import PreparedData
 from hpo.objective import TrainedModel
 from hpo.paths import StudyPaths
 from hpo.validation_report import build_validation_report
-from hpo.weights import best_files, best_lock, build_model_card, write_best_files
+from hpo.weights import best_files, build_model_card, promote_best_files
 
 __all__ = ["BestModelPublisher", "PreparedBest"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,20 +69,27 @@ class BestModelPublisher:
         if not _beats_best(trial.study, trained.value):
             return
         prepared = self.build(trained)
-        attach_files(trial, prepared.files, self.paths)
         self._prepared[trained.trial_number] = prepared
+        try:
+            attach_files(trial, prepared.files, self.paths)
+        except OSError as exc:
+            # The artifacts are a copy for optuna-dashboard: without them the trial is still good and best/ can still
+            # be written, so the reason is recorded on the trial (and logged) instead of failing it.
+            reason = f"{artifacts_dir(self.paths)}: cannot be written ({exc.strerror or exc})"
+            trial.set_user_attr(ARTIFACTS_ERROR_ATTR, reason)
+            _log.warning("trial %d: its files were not attached as Optuna artifacts: %s", trial.number, reason)
 
     def promote(self, trained: TrainedModel, is_best: Callable[[int], bool]) -> bool:
         """Write ``trained``'s files to ``best/`` if, once the lock is held, ``is_best`` says it is the best trial.
 
         Returns:
             True when ``best/`` now holds ``trained``.
+
+        Raises:
+            StudyError: ``best/`` cannot be written (it keeps its previous content).
         """
         prepared = self._prepared.pop(trained.trial_number, None)
-        with best_lock(self.paths):
-            if not is_best(trained.trial_number):
-                return False
-            if prepared is None:
-                prepared = self.build(trained)  # another worker's better trial was not yet complete when it checked
-            write_best_files(self.paths, prepared.files)
-            return True
+        # Built here only when another worker's better trial was not yet complete when this one checked.
+        return promote_best_files(
+            self.paths, trained.trial_number, is_best, lambda: (prepared or self.build(trained)).files
+        )

@@ -9,7 +9,7 @@ from typing import Any, Union
 
 import optuna
 
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, key_path
 
 __all__ = [
     "HYPERPARAMETERS",
@@ -181,12 +181,12 @@ def parse_search_space(raw: object, where: str) -> SearchSpace:
     for name, body in raw.items():
         if not isinstance(name, str) or name not in HYPERPARAMETERS:
             raise ConfigError(
-                f"{where}.{name}: unknown hyperparameter; the objective understands {sorted(HYPERPARAMETERS)}"
+                f"{key_path(where, name)}: unknown hyperparameter; the objective understands {sorted(HYPERPARAMETERS)}"
             )
         specs[name] = _parse_param(name, body, f"{where}.{name}")
     for spec in specs.values():
         for cond in spec.conditions:
-            _check_condition(spec.name, cond, specs, f"{where}.{spec.name}.condition.{cond.parent}")
+            _check_condition(spec.name, cond, specs, key_path(f"{where}.{spec.name}.condition", cond.parent))
     return SearchSpace(_topological_order(specs, where))
 
 
@@ -211,15 +211,17 @@ def _parse_param(name: str, body: object, where: str) -> ParamSpec:
     kind = body.get("type")
     if kind is None:
         kind = "categorical" if "choices" in body else "fixed" if "value" in body else None
-    if kind not in _KEYS:
+    if not isinstance(kind, str) or kind not in _KEYS:
         raise ConfigError(
             f"{where}.type: must be one of {sorted(_KEYS)}, got {kind!r}; for example "
             "{type: float, low: 0.0001, high: 0.1, log: true}"
         )
     unknown = set(body) - _KEYS[kind]
     if unknown:
-        key = sorted(map(str, unknown))[0]
-        raise ConfigError(f"{where}.{key}: unknown key for a {kind} parameter; allowed keys are {sorted(_KEYS[kind])}")
+        key = sorted(unknown, key=str)[0]
+        raise ConfigError(
+            f"{key_path(where, key)}: unknown key for a {kind} parameter; allowed keys are {sorted(_KEYS[kind])}"
+        )
     conditions = _parse_conditions(body.get("condition"), f"{where}.condition")
     if kind == "fixed":
         if "value" not in body:
@@ -294,7 +296,7 @@ def _parse_conditions(raw: object, where: str) -> tuple[Condition, ...]:
     for parent, values in raw.items():
         vals = tuple(values) if isinstance(values, list) else (values,)
         if not vals:
-            raise ConfigError(f"{where}.{parent}: must list at least one value")
+            raise ConfigError(f"{key_path(where, parent)}: must list at least one value")
         conditions.append(Condition(str(parent), vals))
     return tuple(conditions)
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
+import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy.exc
@@ -41,8 +45,14 @@ def resolve_storage_url(paths: StudyPaths, storage: str | None) -> str:
     return url
 
 
-def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
+def open_storage(
+    url: str, *, create: bool, heartbeat_interval: int | None = None, grace_period: int | None = None
+) -> optuna.storages.RDBStorage:
     """Open an Optuna RDB storage; for the default SQLite file, ``create`` allows making its folder.
+
+    With ``heartbeat_interval``, every running trial sends a heartbeat; a trial whose worker died (no heartbeat for
+    ``grace_period`` seconds) is marked failed and queued again with the same parameters
+    (``RetryHeartbeatStaleTrialCallback``).
 
     Raises:
         StudyError: the database cannot be reached or opened; the message hides the password.
@@ -59,8 +69,23 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # Several workers share one SQLite file: wait for the lock instead of failing with "database is locked".
         engine_kwargs["connect_args"] = {"timeout": 60}
+    heartbeat: dict[str, Any] = {}
+    if heartbeat_interval is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+        heartbeat = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period,
+            "heartbeat_stale_trial_callback": retry,
+        }
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage = _create_rdb_storage(url, engine_kwargs, heartbeat)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            # Write-ahead logging lets readers (the dashboard, other workers) work while one worker writes.
+            with storage.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         detail = str(exc).split("\n")[0]
         if parsed.password:
@@ -69,3 +94,19 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
             f"{redact_url(url)}: cannot open the study storage ({type(exc).__name__}: {detail}); check the URL, "
             "that the database server is running and that its driver is installed"
         ) from None
+
+
+def _create_rdb_storage(
+    url: str, engine_kwargs: dict[str, Any], heartbeat: dict[str, Any]
+) -> optuna.storages.RDBStorage:
+    """``RDBStorage(...)``, retried when workers started together race to create the tables of a new database."""
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 5:
+                raise
+            time.sleep(0.2 + random.random() * (attempt + 1))  # another worker is creating the same tables
+    raise AssertionError("unreachable")

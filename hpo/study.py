@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.algorithms import build_pruner, build_sampler
+from hpo.ask_lock import AskLock
 from hpo.config import Experiment
 from hpo.data import load_data
 from hpo.errors import StudyError
@@ -30,7 +32,9 @@ __all__ = [
     "count_finished",
     "describe_best",
     "load_study",
+    "open_study",
     "run_study",
+    "study_result",
 ]
 
 #: Trials that use up the budget: a failed trial (an interrupted or crashed worker) does not, so it is run again.
@@ -99,6 +103,44 @@ def load_study(name: str, root: Path, storage: str | None) -> tuple[optuna.Study
     return study, paths, url
 
 
+def open_study(
+    experiment: Experiment, *, root: Path = Path("studies"), storage: str | None = None, worker_index: int = 0
+) -> tuple[optuna.Study, StudyPaths, str]:
+    """Create the study of ``experiment`` in its storage, or load it if it exists (checking it is compatible).
+
+    ``worker_index`` offsets the sampler's seed so that parallel workers do not propose the same first trials.
+
+    Raises:
+        StudyError: the storage cannot be opened, or the existing study optimises something else.
+    """
+    settings = experiment.study
+    paths = StudyPaths(root, settings.name)
+    url = resolve_storage_url(paths, storage)
+    rdb = open_storage(
+        url, create=True, heartbeat_interval=settings.heartbeat_interval, grace_period=settings.grace_period
+    )
+    sampler_settings = settings.sampler
+    if worker_index and sampler_settings.seed is not None:
+        sampler_settings = replace(
+            sampler_settings, options={**sampler_settings.options, "seed": sampler_settings.seed + worker_index}
+        )
+    study = optuna.create_study(
+        study_name=settings.name,
+        storage=rdb,
+        sampler=build_sampler(sampler_settings),
+        pruner=build_pruner(settings.pruner),
+        direction=settings.direction,  # type: ignore[arg-type]
+        load_if_exists=True,
+    )
+    _check_compatible(study, experiment, url)
+    paths.study_dir.mkdir(parents=True, exist_ok=True)
+    return study, paths, url
+
+
+class _SurplusTrialError(Exception):
+    """This trial was asked for after other workers had already claimed the whole budget."""
+
+
 def run_study(
     experiment: Experiment,
     *,
@@ -106,81 +148,62 @@ def run_study(
     storage: str | None = None,
     on_trial_end: Callable[[TrialReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    worker_index: int = 0,
+    threads: int | None = None,
+    poll_seconds: float = 1.0,
 ) -> RunResult:
     """Create or resume the study of ``experiment`` and run it until ``n_trials`` trials have finished.
 
     Everything that can be checked is checked before anything is written: the data is read first, then the storage
-    is opened, then outputs appear under ``root/<study>/``.
+    is opened, then outputs appear under ``root/<study>/``. Any number of workers (processes or hosts) may run this
+    on the same storage at once: together they finish exactly ``n_trials`` trials. A trial whose worker died is
+    failed once its heartbeat is stale and re-run with the same parameters by a live worker.
 
     Args:
         experiment: a validated search-space file.
         root: the folder holding one folder per study.
         storage: a SQLAlchemy URL; default ``$HPO_STORAGE``, else ``sqlite:///<root>/<study>/study.db``.
         on_trial_end: called after every trial with a :class:`TrialReport`.
-        should_stop: polled after every trial; True ends the run (the budget is left for the next run).
+        should_stop: polled between trials; True ends the run (the budget is left for the next run).
+        worker_index: this worker's number among parallel workers (offsets the sampler seed).
+        threads: torch CPU threads for this process (default: torch's own choice).
+        poll_seconds: how often to look again while other workers' trials hold the rest of the budget.
 
     Raises:
         DataError, StudyError: bad data, or a storage or study that cannot be used.
     """
     settings = experiment.study
     data = load_data(experiment.data)
-    paths = StudyPaths(root, settings.name)
-    url = resolve_storage_url(paths, storage)
-    rdb = open_storage(url, create=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = build_sampler(settings.sampler)
-    pruner = build_pruner(settings.pruner)
-    study = optuna.create_study(
-        study_name=settings.name,
-        storage=rdb,
-        sampler=sampler,
-        pruner=pruner,
-        direction=settings.direction,  # type: ignore[arg-type]
-        load_if_exists=True,
-    )
-    _check_compatible(study, experiment, url)
-    paths.study_dir.mkdir(parents=True, exist_ok=True)
-    finished = count_finished(study)
-    remaining = None if settings.n_trials is None else settings.n_trials - finished
-    if remaining is not None and remaining <= 0:
-        best = _best(study)
-        return RunResult(
-            settings.name,
-            redact_url(url),
-            finished,
-            settings.n_trials,
-            0,
-            best.number if best else None,
-            best.value if best else None,
-            paths.best if paths.best.exists() else None,
-            False,
-        )
-
+    study, paths, url = open_study(experiment, root=root, storage=storage, worker_index=worker_index)
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    budget = settings.n_trials
+    deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     publisher = BestModelPublisher(experiment, data, paths)
     objective = Objective(experiment, data, paths, on_complete=publisher.prepare)
     ran = 0
     stopped = False
     started = time.monotonic()
 
+    ask_lock = AskLock(url, settings.name)
+
+    def claimed_objective(trial: optuna.Trial) -> float:
+        ask_lock.release()  # the trial exists now: the next worker may count it and ask
+        if budget is not None and _budget_taken(study, trial.number, budget):
+            trial.set_user_attr("fail_reason", "surplus: other workers had already claimed the whole budget")
+            raise _SurplusTrialError(f"trial {trial.number} not run: the budget of {budget} trials is already claimed")
+        return objective(trial)
+
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        nonlocal ran, stopped, started
+        nonlocal ran, started
         ran += 1
         promoted = False
-        if trial.state == TrialState.COMPLETE and objective.last_trained is not None:
-            trained = objective.last_trained
-            objective.last_trained = None
-            if trained.trial_number == trial.number:
-                promoted = publisher.promote(trained, lambda n: _is_best(study, n))
-        done = count_finished(study)
-        if settings.n_trials is not None and done >= settings.n_trials:
-            study.stop()  # other workers on the same storage may have used up the budget
-        if should_stop is not None and should_stop():
-            stopped = True
-            study.stop()
+        trained, objective.last_trained = objective.last_trained, None
+        if trial.state == TrialState.COMPLETE and trained is not None and trained.trial_number == trial.number:
+            promoted = publisher.promote(trained, lambda n: _is_best(study, n))
         if on_trial_end is not None:
             best = _best(study)
-            reason = trial.user_attrs.get("pruned_reason")
+            reason = trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason")
             on_trial_end(
                 TrialReport(
                     trial.number,
@@ -188,8 +211,8 @@ def run_study(
                     trial.value if trial.state == TrialState.COMPLETE else None,
                     reason,
                     time.monotonic() - started,
-                    done,
-                    settings.n_trials,
+                    count_finished(study),
+                    budget,
                     best.value if best else None,
                     best.number if best else None,
                     promoted,
@@ -197,25 +220,106 @@ def run_study(
             )
         started = time.monotonic()
 
-    study.optimize(
-        objective,
-        n_trials=remaining,
-        timeout=settings.timeout,
-        callbacks=[after_trial],
-        gc_after_trial=False,
-        show_progress_bar=False,
-    )
+    waiting_since: float | None = None
+    while True:
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if budget is not None:
+            _fail_stale_trials(study)
+            ask_lock.acquire()
+            finished, running = _claimed(study)
+            if finished >= budget or finished + running >= budget:
+                ask_lock.release()
+                if finished >= budget:
+                    break
+                # Other workers hold the rest of the budget; wait in case one of them dies and its trial is retried.
+                waiting_since = waiting_since or time.monotonic()
+                if time.monotonic() - waiting_since > 2 * settings.grace_period + 60:
+                    raise StudyError(_stuck_message(study, url, running))
+                time.sleep(poll_seconds)
+                continue
+        waiting_since = None
+        started = time.monotonic()
+        try:
+            _optimize_one(study, claimed_objective, after_trial, paths)
+        finally:
+            ask_lock.release()
+    return study_result(study, paths, url, budget, ran, stopped)
+
+
+def _optimize_one(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    after_trial: Callable[[optuna.Study, FrozenTrial], None],
+    paths: StudyPaths,
+) -> None:
+    """Run one trial; a disk that cannot be written becomes a StudyError (Optuna has marked the trial failed)."""
+    try:
+        study.optimize(
+            objective,
+            n_trials=1,
+            callbacks=[after_trial],
+            catch=(_SurplusTrialError,),
+            gc_after_trial=False,
+            show_progress_bar=False,
+        )
+    except OSError as exc:
+        raise StudyError(
+            f"{paths.study_dir}: cannot write the trial's outputs ({exc.strerror or exc}: {exc.filename}); the trial "
+            "is marked failed and will be run again. Free disk space or make the folder writable, then rerun."
+        ) from None
+
+
+def study_result(
+    study: optuna.Study, paths: StudyPaths, url: str, budget: int | None, ran: int, stopped: bool
+) -> RunResult:
+    """The :class:`RunResult` of a study as its storage has it now."""
     best = _best(study)
     return RunResult(
-        settings.name,
+        study.study_name,
         redact_url(url),
         count_finished(study),
-        settings.n_trials,
+        budget,
         ran,
         best.number if best else None,
         best.value if best else None,
         paths.best if paths.best.exists() else None,
         stopped,
+    )
+
+
+def _claimed(study: optuna.Study, before: int | None = None) -> tuple[int, int]:
+    """(finished, running) trials, read in one snapshot (two reads could miss a trial finishing in between).
+
+    With ``before``, only running trials numbered below it count.
+    """
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED_STATES, TrialState.RUNNING))
+    finished = sum(1 for t in trials if t.state in FINISHED_STATES)
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING and (before is None or t.number < before))
+    return finished, running
+
+
+def _budget_taken(study: optuna.Study, number: int, budget: int) -> bool:
+    """True when finished trials plus running trials numbered before ``number`` already fill the budget."""
+    return sum(_claimed(study, before=number)) >= budget
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _stuck_message(study: optuna.Study, url: str, running: int) -> str:
+    numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    return (
+        f"study {study.study_name!r} in {redact_url(url)}: {running} trial(s) {numbers[:10]} are marked running but "
+        "no worker has finished or abandoned them for a long time (they have no heartbeat, for example from a run "
+        "killed before heartbeats were enabled); if no other worker is running, mark them failed with "
+        "`optuna` (study.tell(number, state=FAIL)) and rerun"
     )
 
 

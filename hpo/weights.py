@@ -13,7 +13,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hpo.errors import ConfigError, WeightsError
+from hpo.errors import ConfigError, StudyError, WeightsError
 from hpo.model import MLP
 from hpo.paths import StudyPaths
 from hpo.predictor import LoadedModel, Predictor, default_device
@@ -38,6 +38,7 @@ __all__ = [
     "best_files",
     "build_model_card",
     "load_model",
+    "promote_best_files",
     "promote_best_weights",
     "write_best_files",
     "write_best_weights",
@@ -213,12 +214,39 @@ def promote_best_weights(paths: StudyPaths, trained: TrainedModel, card: dict[st
 
     Returns:
         True when ``best/`` now holds ``trained``.
+
+    Raises:
+        StudyError: the folder cannot be written (disk full, read-only); ``best/`` keeps its previous content.
     """
-    with best_lock(paths):
-        if not is_best(trained.trial_number):
-            return False
-        write_best_weights(paths, trained.state_dict, card)
-        return True
+    return promote_best_files(paths, trained.trial_number, is_best, lambda: best_files(trained.state_dict, card))
+
+
+def promote_best_files(
+    paths: StudyPaths, trial_number: int, is_best: Any, files: Callable[[], Mapping[str, bytes]]
+) -> bool:
+    """Replace ``best/`` by ``files()`` (name -> content) if trial ``trial_number`` is the best once the lock is held.
+
+    ``files`` is called under the lock and only when the trial is the best (see :func:`promote_best_weights`).
+
+    Raises:
+        StudyError: the folder cannot be written (disk full, read-only); ``best/`` keeps its previous content.
+    """
+    try:
+        with best_lock(paths):
+            if not is_best(trial_number):
+                return False
+            write_best_files(paths, files())
+            return True
+    except OSError as exc:
+        previous = "nothing"
+        if (paths.best / CARD_FILE).exists():
+            previous = f"trial {read_card(paths.best).get('trial')}"
+        raise StudyError(
+            f"{paths.study_dir}: cannot write the best weights of trial {trial_number} "
+            f"({exc.strerror or exc}); best/ is unchanged and still holds {previous}, and the trial stays recorded "
+            "as complete in the storage, but its weights are lost. Free disk space or make the folder writable, "
+            "then rerun the same command to finish the budget."
+        ) from None
 
 
 def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor:

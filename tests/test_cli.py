@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,49 @@ def test_run_then_best_agrees_with_optuna_cli(tmp_path: Path) -> None:
 
     text = run_hpo(["best", "--study", "e2e"], cwd=tmp_path)
     assert f"trial {summary['trial']}" in text.stdout and "model.pt" in text.stdout
+    _check_dashboard_serves(tmp_path, "e2e", n_trials=3)
+
+
+def _check_dashboard_serves(cwd: Path, study: str, n_trials: int) -> None:
+    """`optuna-dashboard sqlite:///studies/<study>/study.db`, as the README says, lists the study."""
+    port = _free_port()
+    dashboard = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "optuna-dashboard"),
+            f"sqlite:///studies/{study}/study.db",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
+                    studies = json.load(response)["study_summaries"]
+                break
+            except OSError:
+                if time.monotonic() > deadline or dashboard.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        assert [s["study_name"] for s in studies] == [study]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}", timeout=5) as r:
+            detail = json.load(r)
+        assert len(detail["trials"]) == n_trials
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 BAD_SPACES = [

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -67,7 +70,8 @@ def test_rerun_completes_the_budget_instead_of_adding_to_it(write_space, tmp_pat
 def test_should_stop_ends_after_the_running_trial(write_space, tmp_path: Path) -> None:
     root = tmp_path / "studies"
     exp = load_experiment(write_space(tiny_space(study={"n_trials": 5})))
-    result = run_study(exp, root=root, should_stop=lambda: True)
+    reports: list[object] = []
+    result = run_study(exp, root=root, on_trial_end=reports.append, should_stop=lambda: len(reports) >= 1)
     assert result.stopped_early and result.finished == 1
     assert run_study(exp, root=root).finished == 5
 
@@ -127,3 +131,76 @@ def test_unreachable_storage_hides_the_password(write_space, tmp_path: Path) -> 
         run_study(exp, root=tmp_path / "studies", storage="postgresql+psycopg://bob:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in str(info.value) and "***" in str(info.value)
     assert not (tmp_path / "studies").exists()
+
+
+def test_training_that_goes_wrong_is_pruned_and_the_study_goes_on(write_space, write_csv, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    doc = tiny_space(
+        study={"n_trials": 6, "sampler": {"name": "random", "seed": 3}},
+        params={"lr": {"type": "categorical", "choices": [1.0e12, 0.01]}, "optimizer": "sgd", "momentum": 0.9},
+        training={"max_epochs": 2, "batch_size": 4096},  # a batch larger than the data: one batch per epoch
+    )
+    run_study(load_experiment(write_space(doc)), root=root)
+    study = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny"))
+    exploded = [t for t in study.trials if t.params["lr"] == 1.0e12]
+    fine = [t for t in study.trials if t.params["lr"] == 0.01]
+    assert exploded and fine
+    for trial in exploded:
+        assert trial.state == TrialState.PRUNED
+        assert "became NaN" in trial.user_attrs["pruned_reason"] or "infinite" in trial.user_attrs["pruned_reason"]
+    assert all(t.state == TrialState.COMPLETE for t in fine)
+    card = json.loads((root / "tiny" / "best" / "model.json").read_text())
+    assert card["params"]["lr"] == 0.01 and card["trial"] == study.best_trial.number
+
+    # Two rows per class: the training split has one row of each, so every epoch is a single two-row batch.
+    csv = write_csv("a,b,y\n1,2,0\n2,1,1\n3,3,0\n4,0,1\n", name="tiny.csv")
+    small = tiny_space(
+        study={"name": "small", "n_trials": 2},
+        data={"path": str(csv), "target": "y"},
+        training={"max_epochs": 2, "batch_size": 1},
+    )
+    small["data"].pop("source")
+    result = run_study(load_experiment(write_space(small, name="small.yaml")), root=root)
+    assert result.finished == 2
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """No new entries in ``folder``: chattr +i as root (root ignores permissions), chmod 555 otherwise."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+
+
+def test_unwritable_study_folder_fails_cleanly_and_keeps_best(write_space, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    weak = tiny_space(
+        study={"n_trials": 1, "metric": "val/loss"},
+        training={"max_epochs": 1},
+        params={"lr": 1e-5, "optimizer": "sgd", "momentum": 0.0},
+    )
+    run_study(load_experiment(write_space(weak, name="weak.yaml")), root=root, storage=storage)
+    best = root / "tiny" / "best"
+    before = {name: (best / name).read_bytes() for name in ("model.pt", "model.json")}
+    strong = tiny_space(
+        study={"n_trials": 2, "metric": "val/loss"},
+        training={"max_epochs": 5},
+        params={"lr": 0.05, "optimizer": "adam", "momentum": 0.0},
+    )
+    with _read_only(root / "tiny"), pytest.raises(StudyError) as info:
+        run_study(load_experiment(write_space(strong, name="strong.yaml")), root=root, storage=storage)
+    message = str(info.value)
+    assert "cannot write the best weights of trial 1" in message and "still holds trial 0" in message
+    assert {name: (best / name).read_bytes() for name in ("model.pt", "model.json")} == before
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert study.trials[1].state == TrialState.COMPLETE and study.best_trial.number == 1
+    assert not [p for p in (root / "tiny").iterdir() if p.name.startswith(".best-")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -41,6 +42,20 @@ def handles_errors(func: F) -> F:
             fail(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Options shared by the commands that open a study.
+root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("studies"),
+    show_default=True,
+    help="Folder holding one folder per study.",
+)
+storage_option = click.option(
+    "--storage",
+    help="SQLAlchemy URL of the Optuna storage (default: $HPO_STORAGE, else sqlite:///studies/<study>/study.db).",
+)
 
 
 def quiet_libraries() -> None:

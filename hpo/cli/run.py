@@ -1,38 +1,52 @@
-"""``hpo run``: run or resume a study from a search-space file."""
+"""``hpo run``: run or resume a study from a search-space file, in one process or several workers."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries
+from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root_option, storage_option
+
+if TYPE_CHECKING:
+    from hpo.config import Experiment
+    from hpo.study import RunResult
 
 
 class _Interrupts:
-    """First Ctrl-C or SIGTERM: finish the running trial, then stop. Second: abort it (Optuna marks it failed)."""
+    """First Ctrl-C or SIGTERM: finish the running trial, then stop. Second: abort it (Optuna marks it failed).
+
+    ``forward`` (the worker pool's ``send_signal``) receives each signal instead when workers run the trials.
+    """
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.forward: Callable[[int], None] | None = None
 
     def requested(self) -> bool:
         return self.signal is not None
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signal is not None:
+        first = self.signal is None
+        self.signal = self.signal or signum
+        if self.forward is not None:
+            self.forward(signum)
+        elif not first:
             raise KeyboardInterrupt
-        self.signal = signum
-        click.echo(
-            f"\n{signal.Signals(signum).name}: finishing the running trial, then stopping; rerun the same command to "
-            "finish the budget. Press Ctrl-C again to abort the trial now.",
-            err=True,
-        )
+        if first:
+            click.echo(
+                f"\n{signal.Signals(signum).name}: finishing the running trial(s), then stopping; rerun the same "
+                "command to finish the budget. Press Ctrl-C again to abort now.",
+                err=True,
+            )
 
     @property
     def exit_code(self) -> int:
@@ -53,18 +67,17 @@ class _Interrupts:
 @click.option("--study", "study_name", help="Study name (default: study.name in the file).")
 @click.option("--n-trials", type=int, help="Total finished trials the study should have (overrides study.n_trials).")
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
-@click.option(
-    "--storage",
-    help="SQLAlchemy URL of the Optuna storage (default: $HPO_STORAGE, else sqlite:///studies/<study>/study.db).",
-)
+@storage_option
 @click.option("--seed", type=int, help="Seed of the sampler and of every trial's training.")
 @click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("studies"),
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
     show_default=True,
-    help="Folder holding one folder per study.",
+    help="Worker processes sharing the study on this machine (CPU threads are split between them).",
 )
+@click.option("--threads", type=click.IntRange(1, 1024), help="Torch CPU threads of this process (default: all).")
+@root_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (trial lines go to stderr).")
 @handles_errors
 def run(
@@ -74,17 +87,22 @@ def run(
     timeout: float | None,
     storage: str | None,
     seed: int | None,
+    workers: int,
+    threads: int | None,
     root: Path,
     as_json: bool,
 ) -> None:
     """Run (or resume) the study described by SPACE_FILE until it has n_trials finished trials.
 
     Each trial trains an MLP with PyTorch Lightning, logs to studies/<study>/tb/trial_NNNN, and the best trial's
-    weights go to studies/<study>/best/. Rerunning an interrupted run finishes the remaining trials.
+    weights go to studies/<study>/best/. Rerunning an interrupted run finishes the remaining trials. The same
+    command started on several machines with one --storage (or $HPO_STORAGE) joins one study.
 
     \b
     Example:
       hpo run search_spaces/default.yaml --n-trials 30 --seed 1
+      hpo run search_spaces/default.yaml --workers 2
+      HPO_STORAGE=postgresql+psycopg://hpo:PASSWORD@db/hpo hpo run search_spaces/default.yaml
     """
     from hpo.config import load_experiment
 
@@ -92,53 +110,123 @@ def run(
         study_name=study_name, n_trials=n_trials, timeout=timeout, seed=seed
     )
     # The heavy imports (torch, Lightning) come after the file is validated, so bad input fails fast.
-    from hpo.cli._progress import TrialProgress
-    from hpo.study import run_study
-
     quiet_libraries()
-
     interrupts = _Interrupts()
     out = sys.stderr if as_json else sys.stdout
+    if workers > 1:
+        argv = ["run", str(space_file), "--study", experiment.study.name, "--root", str(root)]
+        for flag, value in (("--n-trials", n_trials), ("--timeout", timeout), ("--seed", seed)):
+            if value is not None:
+                argv += [flag, str(value)]
+        result, code = _run_workers(experiment, root, storage, workers, threads, argv, interrupts, out)
+    else:
+        result, code = _run_here(experiment, root, storage, threads, interrupts, out)
+    from hpo.workers import WORKER_INDEX_ENV
+
+    if WORKER_INDEX_ENV not in os.environ:  # a worker's parent prints the summary of all of them
+        _print_result(result, experiment, root, as_json)
+    if result.stopped_early:
+        sys.exit(interrupts.exit_code)
+    sys.exit(code)
+
+
+def _run_here(
+    experiment: Experiment, root: Path, storage: str | None, threads: int | None, interrupts: _Interrupts, out: TextIO
+) -> tuple[RunResult, int]:
+    from hpo.cli._progress import TrialProgress
+    from hpo.study import run_study
+    from hpo.workers import WORKER_INDEX_ENV
+
+    worker_index = int(os.environ.get(WORKER_INDEX_ENV, "0") or 0)
     with (
         TrialProgress(experiment.study.name, experiment.study.n_trials, experiment.study.metric, out) as progress,
         interrupts.installed(),
     ):
         try:
             result = run_study(
-                experiment, root=root, storage=storage, on_trial_end=progress.update, should_stop=interrupts.requested
+                experiment,
+                root=root,
+                storage=storage,
+                on_trial_end=progress.update,
+                should_stop=interrupts.requested,
+                worker_index=worker_index,
+                threads=threads,
             )
         except KeyboardInterrupt:
             progress.stop()
             click.echo("Interrupted: the running trial is marked failed; rerun the same command to finish.", err=True)
             sys.exit(interrupts.exit_code)
+    return result, 0
+
+
+def _run_workers(
+    experiment: Experiment,
+    root: Path,
+    storage: str | None,
+    workers: int,
+    threads: int | None,
+    argv: list[str],
+    interrupts: _Interrupts,
+    out: TextIO,
+) -> tuple[RunResult, int]:
+    from hpo.data import load_data
+    from hpo.study import count_finished, open_study, study_result
+    from hpo.workers import WorkerPool, describe_exit, threads_per_worker, worker_command
+
+    load_data(experiment.data)  # bad data: one error here rather than one per worker
+    study, paths, url = open_study(experiment, root=root, storage=storage)  # created once, before the workers race
+    finished_before = count_finished(study)
+    per_worker = threads or threads_per_worker(workers)
+    env = {**os.environ, "NO_COLOR": "1"}
+    if storage:
+        env["HPO_STORAGE"] = storage  # through the environment, so that a password stays out of `ps`
+    click.echo(
+        f"Starting {workers} workers on study {experiment.study.name!r} ({per_worker} torch threads each).", file=out
+    )
+    with interrupts.installed():
+        pool = WorkerPool(
+            worker_command([*argv, "--threads", str(per_worker)]),
+            workers,
+            env,
+            lambda index, line: click.echo(f"[worker {index}] {line}", file=out),
+        )
+        interrupts.forward = pool.send_signal
+        codes = pool.wait()
+    ran = count_finished(study) - finished_before
+    result = study_result(study, paths, url, experiment.study.n_trials, ran, interrupts.requested())
+    code = 0
+    for index, worker_code in enumerate(codes):
+        if worker_code != 0 and not interrupts.requested():
+            click.echo(f"warning: worker {index} ended with {describe_exit(worker_code)}", err=True)
+            code = max(code, 2 if worker_code == 2 else 1)
+    if code == 1 and result.budget is not None and result.finished >= result.budget:
+        code = 0  # a worker died, but the others finished its share: the study is complete
+    return result, code
+
+
+def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json: bool) -> None:
     if as_json:
+        payload = {
+            "study": result.study,
+            "storage": result.storage,
+            "finished": result.finished,
+            "budget": result.budget,
+            "ran": result.ran,
+            "best_trial": result.best_trial,
+            "best_value": result.best_value,
+            "best_dir": str(result.best_dir) if result.best_dir else None,
+            "stopped_early": result.stopped_early,
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    budget = f"/{result.budget}" if result.budget else ""
+    click.echo(f"Study {result.study!r}: {result.finished}{budget} trials finished ({result.ran} in this run).")
+    if result.best_trial is not None:
         click.echo(
-            json.dumps(
-                {
-                    "study": result.study,
-                    "storage": result.storage,
-                    "finished": result.finished,
-                    "budget": result.budget,
-                    "ran": result.ran,
-                    "best_trial": result.best_trial,
-                    "best_value": result.best_value,
-                    "best_dir": str(result.best_dir) if result.best_dir else None,
-                    "stopped_early": result.stopped_early,
-                },
-                indent=2,
-            )
+            f"Best {experiment.study.metric} = {result.best_value:.6g} (trial {result.best_trial}); "
+            f"weights in {result.best_dir}"
         )
-    else:
-        budget = f"/{result.budget}" if result.budget else ""
-        click.echo(f"Study {result.study!r}: {result.finished}{budget} trials finished ({result.ran} in this run).")
-        if result.best_trial is not None:
-            click.echo(
-                f"Best {experiment.study.metric} = {result.best_value:.6g} (trial {result.best_trial}); "
-                f"weights in {result.best_dir}"
-            )
-        click.echo(
-            f"See: hpo best --study {result.study} | tensorboard --logdir {root / result.study / 'tb'} | "
-            f"optuna-dashboard {result.storage}"
-        )
-    if result.stopped_early:
-        sys.exit(interrupts.exit_code)
+    click.echo(
+        f"See: hpo best --study {result.study} | tensorboard --logdir {root / result.study / 'tb'} | "
+        f"optuna-dashboard {result.storage}"
+    )

@@ -1,0 +1,255 @@
+"""Scale-out: parallel workers on SQLite and on a real PostgreSQL 15 server, crashes, and no leaked passwords."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from tests.conftest import HPO, REPO, tiny_space
+
+pytestmark = pytest.mark.slow
+PASSWORD = "pg-Secret-4711"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(*args: str) -> list[str]:
+    return list(args) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *args]
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a loopback port, with password authentication."""
+    if shutil.which("initdb") is None:
+        pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are not on PATH; .ci/run installs them")
+    base = Path(tempfile.mkdtemp(prefix="hpo-pg-"))
+    base.chmod(0o755)
+    (base / "pw").write_text(PASSWORD + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(base / "pw", "postgres")
+    port = _free_port()
+    data = base / "data"
+    subprocess.run(
+        _as_postgres("initdb", "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={base / 'pw'}"),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    subprocess.run(
+        _as_postgres("pg_ctl", "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres("pg_ctl", "-D", str(data), "-m", "immediate", "stop"), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _space(tmp_path: Path, name: str, n_trials: int, epochs: int) -> Path:
+    doc = tiny_space(
+        study={
+            "name": name,
+            "n_trials": n_trials,
+            "pruner": {"name": "none"},
+            "heartbeat_interval": 1,
+            "grace_period": 4,
+        },
+        training={"max_epochs": epochs, "batch_size": 32},
+    )
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _env(storage: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+    if storage:
+        env["HPO_STORAGE"] = storage
+    return env
+
+
+def _check_study(study: optuna.Study, root: Path, n_trials: int) -> None:
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == n_trials
+    assert states.count(TrialState.RUNNING) == 0 and states.count(TrialState.WAITING) == 0
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    runs = sorted(p.name for p in (root / study.study_name / "tb").iterdir())
+    assert runs == [f"trial_{n:04d}" for n in sorted(numbers)]  # one TensorBoard run per trial
+    best = root / study.study_name / "best"
+    card = json.loads((best / "model.json").read_text())
+    assert card["trial"] == study.best_trial.number and card["value"] == study.best_trial.value
+    assert hashlib.sha256((best / "model.pt").read_bytes()).hexdigest() == card["weights"]["sha256"]
+    torch.load(best / "model.pt")
+
+
+def _leaks(texts: list[str], root: Path) -> list[str]:
+    found = [f"output {i}" for i, text in enumerate(texts) if PASSWORD in text]
+    for path in root.rglob("*"):
+        if path.is_file() and PASSWORD.encode() in path.read_bytes():
+            found.append(str(path))
+    return found
+
+
+def test_four_workers_on_postgresql_share_one_study(tmp_path: Path, postgres_url: str) -> None:
+    n_trials = 8
+    space = _space(tmp_path, "pg4", n_trials, epochs=2)
+    args = [*HPO, "run", str(space), "--threads", "1"]
+    procs = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+    study = optuna.load_study(study_name="pg4", storage=postgres_url)
+    _check_study(study, tmp_path / "studies", n_trials)
+    assert _leaks([o for pair in outputs for o in pair], tmp_path / "studies") == []
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def _wait_for(predicate, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.2)
+
+
+def _count(storage: str, name: str, state: TrialState) -> int:
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except Exception:
+        return 0
+    return len(study.get_trials(deepcopy=False, states=(state,)))
+
+
+def _check_chaos(study: optuna.Study, root: Path, n_trials: int) -> None:
+    _check_study(study, root, n_trials)
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    assert failed, "the killed worker's trial should be marked failed"
+    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t): t for t in study.trials}
+    for trial in failed:
+        assert trial.number in retried, f"failed trial {trial.number} was not re-run"
+        rerun = retried[trial.number]
+        assert rerun.params == trial.params and rerun.state == TrialState.COMPLETE
+
+
+def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
+    n_trials = 6
+    space = _space(tmp_path, "chaos", n_trials, epochs=12)
+    db = f"sqlite:///{tmp_path / 'studies' / 'chaos' / 'study.db'}"
+    parent = subprocess.Popen(
+        [*HPO, "run", str(space), "--workers", "3"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: _count(db, "chaos", TrialState.COMPLETE) >= 1 and _count(db, "chaos", TrialState.RUNNING) >= 2)
+    workers = _children(parent.pid)
+    assert len(workers) == 3
+    os.kill(workers[0], signal.SIGKILL)
+    _out, err = parent.communicate(timeout=300)
+    assert parent.returncode == 0, err
+    assert "worker 0 ended with killed by SIGKILL" in err
+    _check_chaos(optuna.load_study(study_name="chaos", storage=db), tmp_path / "studies", n_trials)
+
+
+def test_postgresql_worker_killed_mid_trial(tmp_path: Path, postgres_url: str) -> None:
+    n_trials = 6
+    space = _space(tmp_path, "pgchaos", n_trials, epochs=12)
+    args = [*HPO, "run", str(space), "--threads", "1"]
+    procs = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    _wait_for(
+        lambda: (
+            _count(postgres_url, "pgchaos", TrialState.COMPLETE) >= 1
+            and _count(postgres_url, "pgchaos", TrialState.RUNNING) >= 3
+        )
+    )
+    procs[0].kill()
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert procs[0].returncode == -signal.SIGKILL
+    assert [p.returncode for p in procs[1:]] == [0, 0], outputs
+    _check_chaos(optuna.load_study(study_name="pgchaos", storage=postgres_url), tmp_path / "studies", n_trials)
+    assert _leaks([o for pair in outputs for o in pair], tmp_path / "studies") == []
+
+
+def test_password_never_appears_in_errors(tmp_path: Path) -> None:
+    space = _space(tmp_path, "nope", 2, epochs=1)
+    url = f"postgresql+psycopg://hpo:{PASSWORD}@127.0.0.1:{_free_port()}/hpo"
+    for args, env in (
+        ([*HPO, "run", str(space), "--storage", url], _env()),
+        ([*HPO, "run", str(space)], _env(url)),
+        ([*HPO, "best", "--study", "nope"], _env(url)),
+    ):
+        result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "***" in result.stderr and PASSWORD not in result.stdout + result.stderr
+
+
+def test_sigint_to_workers_then_rerun_finishes_exactly_n_trials(tmp_path: Path) -> None:
+    n_trials = 4
+    space = _space(tmp_path, "stopw", n_trials, epochs=6)
+    db = f"sqlite:///{tmp_path / 'studies' / 'stopw' / 'study.db'}"
+    parent = subprocess.Popen(
+        [*HPO, "run", str(space), "--workers", "2"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: _count(db, "stopw", TrialState.COMPLETE) >= 1)
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=300)
+    assert parent.returncode == 130, err
+    study = optuna.load_study(study_name="stopw", storage=db)
+    assert len(study.get_trials(states=(TrialState.RUNNING,))) == 0  # the running trials finished
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) < n_trials
+    rerun = subprocess.run(
+        [*HPO, "run", str(space), "--workers", "2"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    study = optuna.load_study(study_name="stopw", storage=db)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * n_trials
