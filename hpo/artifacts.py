@@ -41,11 +41,19 @@ def attach_files(trial: optuna.Trial, files: Mapping[str, bytes], paths: StudyPa
         OSError: the artifact folder cannot be written.
     """
     store = artifact_store(paths)
+    # upload_artifact records an artifact on the trial before it writes the file: check first that the folder takes
+    # files, so that a read-only folder leaves no listed-but-missing artifacts behind.
+    with tempfile.NamedTemporaryFile(dir=artifacts_dir(paths), prefix=".probe-"):
+        pass
     ids: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
         for name, content in files.items():
             path = Path(tmp) / name
             path.write_bytes(content)
-            ids[name] = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+            # mimetypes guesses .pt as a SNES page table; the dashboard would serve the weights as that
+            mimetype = "application/octet-stream" if path.suffix == ".pt" else None
+            ids[name] = upload_artifact(
+                artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype=mimetype
+            )
     trial.set_user_attr(ARTIFACTS_ATTR, ids)
     return ids

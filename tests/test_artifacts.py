@@ -28,6 +28,7 @@ def test_best_trial_carries_its_files_as_artifacts(inference_study: Path, tmp_pa
     study = _study(inference_study)
     metas = get_all_artifact_meta(study.best_trial, storage=study._storage)
     assert sorted(m.filename for m in metas) == BEST_FILES
+    assert {m.filename: m.mimetype for m in metas}["model.pt"] == "application/octet-stream"
     assert study.best_trial.user_attrs[ARTIFACTS_ATTR] == {m.filename: m.artifact_id for m in metas}
     for meta in metas:
         target = tmp_path / meta.filename
@@ -93,3 +94,34 @@ def test_optuna_dashboard_lists_and_serves_the_best_trials_artifacts(inference_s
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_unwritable_artifact_folder_is_recorded_and_the_trial_still_counts(tmp_path: Path) -> None:
+    import subprocess as sp
+
+    from hpo.artifacts import ARTIFACTS_ERROR_ATTR
+    from hpo.config import parse_experiment
+    from hpo.study import run_study
+    from tests.conftest import inference_space
+
+    root = tmp_path / "studies"
+    folder = artifacts_dir(StudyPaths(root, "inf"))
+    folder.mkdir(parents=True)
+    as_root = os.geteuid() == 0
+    if as_root:
+        sp.run(["chattr", "+i", str(folder)], check=True)  # root ignores permissions
+    else:
+        folder.chmod(0o555)
+    try:
+        doc = inference_space(study={"name": "inf", "n_trials": 1})
+        run_study(parse_experiment(doc, tmp_path / "space.yaml"), root=root)
+    finally:
+        if as_root:
+            sp.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+    trial = _study(root).best_trial
+    assert "cannot be written" in trial.user_attrs[ARTIFACTS_ERROR_ATTR]
+    assert (root / "inf" / "best" / "calibration.json").exists()
+    assert list(folder.iterdir()) == []
+    assert get_all_artifact_meta(trial, storage=_study(root)._storage) == []  # nothing listed that is not there
