@@ -186,7 +186,8 @@ def start_tensorboard(
         raise _bind_error(host, port, exc, "--port") from None
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
     board = program.TensorBoard()
-    board.configure(logdir=str(logdir), host=host, port=port, reload_interval=5)
+    # The Python loader: small logs, and no data-server subprocess left behind or notice printed.
+    board.configure(logdir=str(logdir), host=host, port=port, reload_interval=5, load_fast="false")
     try:
         board.launch()
     except program.TensorBoardServerException as exc:
