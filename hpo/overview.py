@@ -1,4 +1,4 @@
-"""A one-line overview of every study: in the SQLite files under ``studies/``, or in one shared storage."""
+"""Reading studies without the training stack: open one study, or a one-line overview of every study."""
 
 from __future__ import annotations
 
@@ -15,9 +15,31 @@ from sqlalchemy.engine import make_url
 
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
-from hpo.storage import STORAGE_ENV, open_storage, redact_url
+from hpo.storage import STORAGE_ENV, open_storage, redact_url, resolve_storage_url
 
-__all__ = ["StudyOverview", "list_studies"]
+__all__ = ["StudyOverview", "list_studies", "open_study"]
+
+
+def open_study(name: str, root: Path, storage: str | None) -> tuple[optuna.Study, StudyPaths, str]:
+    """Open an existing study for reading, as :func:`hpo.study.load_study` does, without importing torch.
+
+    ``hpo report``, ``hpo dashboard`` and ``hpo studies`` only read a storage: importing the training stack (torch,
+    Lightning) would double their start-up time.
+
+    Raises:
+        StudyError: no such study in the storage (the message lists the ones there are).
+    """
+    paths = StudyPaths(root, name)
+    url = resolve_storage_url(paths, storage)
+    rdb = open_storage(url, create=False)
+    try:
+        study = optuna.load_study(study_name=name, storage=rdb)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage=rdb)]
+        raise StudyError(
+            f"{redact_url(url)}: has no study named {name!r} (it has {names}); pass --study with one of those"
+        ) from None
+    return study, paths, url
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.figures import StudyFigure, build_figures, write_png
+from hpo.overview import open_study
 from hpo.storage import redact_url
-from hpo.study import load_study
 
 __all__ = ["RELIABILITY_FILE", "ReportResult", "write_report"]
 
@@ -65,7 +65,7 @@ def write_report(
     Raises:
         StudyError: no such study or storage.
     """
-    study, paths, url = load_study(name, root, storage)
+    study, paths, url = open_study(name, root, storage)
     out = out if out is not None else paths.study_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     metric = study.user_attrs.get("metric") or "Objective Value"

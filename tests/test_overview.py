@@ -52,7 +52,7 @@ def test_list_studies_counts_trials_by_state(tiny_study: Path, tmp_path: Path) -
 
 
 def test_list_studies_errors_name_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(StudyError, match="no such folder.*--root"):
+    with pytest.raises(StudyError, match=r"no such folder.*--root"):
         list_studies(root=tmp_path / "missing")
     with pytest.raises(StudyError, match="not a SQLAlchemy URL"):
         list_studies(storage="not a url")
