@@ -112,7 +112,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
 h1 { margin-bottom: 0.2rem; } .sub { color: #666; margin-top: 0; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; } td, th { padding: 0.2rem 0.8rem; text-align: left; }
 tr:nth-child(even) { background: #f4f4f4; } .missing { color: #a33; } figure { margin: 0 0 2rem; }
-figcaption { color: #555; } .plot { min-height: 450px; } img { max-width: 100%; }
+figcaption { color: #555; } .plot { min-height: 450px; overflow-x: auto; } img { max-width: 100%; }
 """
 
 
