@@ -8,7 +8,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from click.testing import CliRunner
 
+from hpo.cli import main
 from hpo.errors import StudyError
 from hpo.overview import list_studies
 from tests.conftest import run_hpo
@@ -60,7 +62,7 @@ def test_list_studies_errors_name_the_fix(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_studies_command_json_and_table(tiny_study: Path, tmp_path: Path) -> None:
+def test_studies_command_json(tiny_study: Path, tmp_path: Path) -> None:
     root = tmp_path / "studies"
     shutil.copytree(tiny_study / "tiny", root / "tiny")
     _second_study(root)
@@ -72,12 +74,18 @@ def test_studies_command_json_and_table(tiny_study: Path, tmp_path: Path) -> Non
     assert listed["tiny"]["trials"] == 6 and listed["tiny"]["trials_by_state"] == tiny
     assert listed["other"]["trials"] == 3 and listed["other"]["trials_by_state"]["fail"] == 1
 
-    table = run_hpo(["studies", "--root", str(root)], cwd=tmp_path)
-    assert table.returncode == 0, table.stderr
-    lines = table.stdout.splitlines()
-    assert lines[0].split()[:2] == ["study", "direction"] and "\x1b[" not in table.stdout  # piped: no colours
+
+def test_studies_command_table_and_errors(tiny_study: Path, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    shutil.copytree(tiny_study / "tiny", root / "tiny")
+    _second_study(root)
+    tiny = _states(optuna.load_study(study_name="tiny", storage=f"sqlite:///{root}/tiny/study.db"))
+    table = CliRunner().invoke(main, ["studies", "--root", str(root)])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0].split()[:2] == ["study", "direction"] and "\x1b[" not in table.output  # not a terminal
     counts = ", ".join(f"{n} {state}" for state, n in sorted(tiny.items()))
     assert any(line.startswith("tiny ") and counts in line for line in lines)
 
-    missing = run_hpo(["studies", "--root", "nowhere"], cwd=tmp_path)
-    assert missing.returncode == 2 and missing.stderr.startswith("error: nowhere: no such folder")
+    missing = CliRunner().invoke(main, ["studies", "--root", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no such folder" in missing.output
