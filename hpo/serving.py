@@ -147,6 +147,20 @@ def start_dashboard(
         raise _bind_error(host, port, exc, "--port") from None
     httpd.set_app(app)
     bound = int(httpd.server_address[1])
+    running = threading.Event()
+
+    def serve() -> None:
+        running.set()
+        try:
+            httpd.serve_forever()
+        finally:
+            running.clear()
+
+    def close() -> None:
+        if running.is_set():  # serving in another thread: stop it first (Ctrl-C has already stopped this one's)
+            httpd.shutdown()
+        httpd.server_close()
+
     return RunningServer(
         url=f"http://{_url_host(host)}:{bound}/dashboard/studies/{rdb.get_study_id_from_name(name)}",
         host=host,
@@ -154,8 +168,8 @@ def start_dashboard(
         study=name,
         source=redact_url(url),
         artifact_dir=artifact_dir if store is not None else None,
-        _serve=httpd.serve_forever,
-        _close=httpd.server_close,
+        _serve=serve,
+        _close=close,
     )
 
 

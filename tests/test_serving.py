@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -129,3 +131,34 @@ def test_dashboard_on_all_interfaces_warns_and_stops_on_sigterm(tiny_study: Path
         assert [s["study_name"] for s in studies] == ["tiny"]
         err = _stop(proc, signal.SIGTERM)
     assert "warning: optuna-dashboard listens on all interfaces" in err and "Stopped optuna-dashboard" in err
+
+
+def test_dashboard_serves_the_study_artifact_store(tiny_study: Path, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    shutil.copytree(tiny_study / "tiny", root / "tiny")
+    without = start_dashboard("tiny", root=root, port=0)
+    without.close()
+    assert without.artifact_dir is None and not (root / "tiny" / "artifacts").exists()  # never created by hpo
+
+    artifacts = root / "tiny" / "artifacts"
+    artifacts.mkdir()
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{root}/tiny/study.db")
+    note = tmp_path / "note.txt"
+    note.write_text("hello from the study")
+    artifact_id = optuna.artifacts.upload_artifact(
+        artifact_store=optuna.artifacts.FileSystemArtifactStore(str(artifacts)),
+        file_path=str(note),
+        study_or_trial=study,
+    )
+    server = start_dashboard("tiny", root=root, port=0)
+    assert server.artifact_dir == artifacts and server.host == "127.0.0.1"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/artifacts/{study._study_id}/{artifact_id}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.read() == b"hello from the study"
+    finally:
+        server.close()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
