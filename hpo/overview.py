@@ -56,6 +56,7 @@ class StudyOverview:
     last_update: dt.datetime | None
 
     def to_json(self) -> dict[str, Any]:
+        """The overview as printed by ``hpo studies --json`` (``trials`` is the total of ``trials_by_state``)."""
         return {
             "name": self.name,
             "storage": self.storage,

@@ -38,6 +38,7 @@ class ReportResult:
     reliability: bool
 
     def to_json(self) -> dict[str, Any]:
+        """What was written, as printed by ``hpo report --json``."""
         return {
             "study": self.study,
             "index": str(self.index),

@@ -49,12 +49,15 @@ class RunningServer:
     _close: Callable[[], None] = field(repr=False, default=lambda: None)
 
     def serve_forever(self) -> None:
+        """Answer requests until interrupted (Ctrl-C raises ``KeyboardInterrupt`` here) or :meth:`close`."""
         self._serve()
 
     def close(self) -> None:
+        """Stop answering and release the port."""
         self._close()
 
     def to_json(self) -> dict[str, Any]:
+        """Where the server listens and what it shows, as printed by ``--json``."""
         return {
             "url": self.url,
             "host": self.host,
