@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -38,6 +39,9 @@ def dashboard(study_name: str, storage: str | None, root: Path, host: str, port:
     from hpo.serving import start_dashboard
 
     quiet_libraries()
+    # The dashboard recomputes importances on every refresh; with few trials Optuna warns each time that they are
+    # rough. The dashboard shows them anyway, so the repeated warning is only noise on the server's console.
+    warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
     server = start_dashboard(
         validate_study_name(study_name, "--study"), root=root, storage=storage, host=host, port=port
     )
