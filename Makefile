@@ -25,6 +25,7 @@ test: install
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: install
+	$(BIN)/python -m bench.run_all
 	$(BIN)/python bench/memory.py
 
 lint: install

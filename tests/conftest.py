@@ -97,6 +97,26 @@ def read_tensorboard_run(folder: Path) -> tuple[dict[str, list[tuple[int, float]
     return scalars, hparams, metrics
 
 
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root folder of a finished study ``tiny`` with completed and pruned trials, built once per session.
+
+    Shared by the tests that only read a study (report, dashboard, TensorBoard, listing): do not change it.
+    """
+    from hpo.config import load_experiment
+    from hpo.study import run_study
+
+    folder = tmp_path_factory.mktemp("tiny_study")
+    doc = tiny_space(
+        study={"name": "tiny", "n_trials": 6, "pruner": {"name": "median", "n_startup_trials": 3, "n_warmup_steps": 0}}
+    )
+    doc["params"]["lr"] = {"type": "float", "low": 1e-4, "high": 3e-2, "log": True}  # slow learners get pruned
+    space = folder / "tiny.yaml"
+    space.write_text(yaml.safe_dump(doc), encoding="utf-8")  # sorted keys: this order gives 4 complete, 2 pruned
+    run_study(load_experiment(space), root=folder / "studies")
+    return folder / "studies"
+
+
 def inference_space(**overrides: Any) -> dict[str, Any]:
     """A tiny search space (Adam, so the model is decent) with a threshold rule and temperature scaling."""
     doc = tiny_space(
