@@ -249,6 +249,23 @@ def promote_best_files(
         ) from None
 
 
+def _architecture_mismatch(expected: dict[str, torch.Tensor], state: object) -> str | None:
+    """The first key where ``state`` differs from the architecture's ``expected`` state_dict, in words."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a state_dict"
+    for key, tensor in expected.items():
+        if key not in state:
+            return f"key {key!r} is missing"
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            return f"key {key!r} has shape {shape}, the architecture needs {tuple(tensor.shape)}"
+    extra = [key for key in state if key not in expected]
+    if extra:
+        return f"key {extra[0]!r} is not part of the architecture"
+    return None
+
+
 def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor:
     """Load the weights folder written by hpo (``studies/<study>/best``), checking its sha256 and architecture.
 
@@ -278,6 +295,12 @@ def load_model(folder: str | Path, device: str | torch.device | None = None) -> 
     except Exception as exc:
         raise WeightsError(f"{path}: is not a loadable state_dict ({type(exc).__name__}: {exc})") from None
     model = MLP(**card["model"]["kwargs"])
+    mismatch = _architecture_mismatch(model.state_dict(), state)
+    if mismatch is not None:
+        raise WeightsError(
+            f"{path}: does not match the architecture in {CARD_FILE}: {mismatch}; the two files come from different "
+            "runs or one was edited, rerun the study or restore them"
+        )
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
