@@ -12,8 +12,9 @@ from hpo.paths import StudyPaths, validate_study_name
 if TYPE_CHECKING:
     from hpo.config import Experiment, load_experiment
     from hpo.model import MLP
+    from hpo.predictor import LoadedModel, Predictor
     from hpo.study import BestSummary, RunResult, describe_best, run_study
-    from hpo.weights import LoadedModel, load_model
+    from hpo.weights import load_model
 
 # torch, Lightning and Optuna take seconds to import: load them on first use so that `hpo --help` and input
 # validation stay fast.
@@ -25,7 +26,8 @@ _LAZY = {
     "RunResult": "hpo.study",
     "describe_best": "hpo.study",
     "run_study": "hpo.study",
-    "LoadedModel": "hpo.weights",
+    "LoadedModel": "hpo.predictor",
+    "Predictor": "hpo.predictor",
     "load_model": "hpo.weights",
 }
 
@@ -44,6 +46,7 @@ __all__ = [
     "Experiment",
     "HpoError",
     "LoadedModel",
+    "Predictor",
     "RunResult",
     "StudyError",
     "StudyPaths",
@@ -56,12 +59,16 @@ __all__ = [
 ]
 
 
-def load_best(study: str, root: str | Path = "studies") -> LoadedModel:
-    """Load the best weights of a study (``<root>/<study>/best``) in eval mode, with their preprocessing.
+def load_best(study: str, root: str | Path = "studies", device: str | None = None) -> Predictor:
+    """Load the best model of a study (``<root>/<study>/best``) as a :class:`Predictor`, in eval mode.
+
+    The predictor applies the saved standardisation and temperature, cuts at the saved threshold and returns labels
+    in the training data's own values; it runs on the first CUDA GPU when there is one (or on ``device``).
 
     Example:
-        >>> model = hpo.load_best("default")  # doctest: +SKIP
-        >>> model.predict_proba(rows)  # raw feature values, columns in training order  # doctest: +SKIP
+        >>> best = hpo.load_best("default")  # doctest: +SKIP
+        >>> best.predict_proba(frame)  # a DataFrame with the feature columns by name, or an array  # doctest: +SKIP
+        >>> best.predict(frame)  # labels such as 'malignant' / 'benign'  # doctest: +SKIP
 
     Raises:
         WeightsError: there are no best weights yet, or they are damaged.
@@ -73,4 +80,4 @@ def load_best(study: str, root: str | Path = "studies") -> LoadedModel:
         )
     from hpo.weights import load_model
 
-    return load_model(paths.best)
+    return load_model(paths.best, device)

@@ -22,6 +22,7 @@ from hpo.algorithms import (
     parse_algorithm,
 )
 from hpo.errors import ConfigError, key_path
+from hpo.inference_settings import InferenceSettings, parse_inference
 from hpo.metrics import METRICS
 from hpo.paths import validate_study_name
 from hpo.space import SearchSpace, parse_search_space
@@ -94,6 +95,7 @@ class Experiment:
     data: DataSettings
     training: TrainingSettings
     space: SearchSpace
+    inference: InferenceSettings = InferenceSettings()  # noqa: RUF009 - frozen, so sharing it is safe
 
     def with_overrides(
         self,
@@ -221,18 +223,20 @@ def parse_experiment(raw: object, file: Path) -> Experiment:
         raise ConfigError(f"{file}: is nested too deeply to be a search-space file")
     if not isinstance(raw, Mapping):
         raise ConfigError(
-            f"{file}: must be a mapping with the sections study, data, training and params, got {type(raw).__name__}"
+            f"{file}: must be a mapping with the sections study, data, training, params and inference, "
+            f"got {type(raw).__name__}"
         )
-    _check_keys(raw, {"study", "data", "training", "params"}, where)
+    _check_keys(raw, {"study", "data", "training", "params", "inference"}, where)
     space = parse_search_space(raw.get("params"), f"{where} params")
     study = _parse_study(_mapping(raw.get("study"), f"{where} study"), file)
     data = _parse_data(_mapping(raw.get("data"), f"{where} data"), f"{where} data")
     training = _parse_training(_mapping(raw.get("training"), f"{where} training"), f"{where} training")
+    inference = parse_inference(raw.get("inference"), f"{where} inference")
     if data.source is None and not data.path.is_absolute() and not data.path.exists():
         beside_file = file.parent / data.path
         if beside_file.exists():
             data = replace(data, path=beside_file)
-    return Experiment(file, study, data, training, space)
+    return Experiment(file, study, data, training, space, inference)
 
 
 def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:

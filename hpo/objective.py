@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +68,21 @@ class Objective:
         experiment: the validated search-space file.
         data: the prepared splits.
         paths: where the trial's TensorBoard run goes.
+        on_complete: called with the still-running trial and its weights just before a completed trial returns
+            (what must be attached to the trial itself, such as Optuna artifacts, has to happen then).
     """
 
-    def __init__(self, experiment: Experiment, data: PreparedData, paths: StudyPaths) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        data: PreparedData,
+        paths: StudyPaths,
+        on_complete: Callable[[optuna.Trial, TrainedModel], None] | None = None,
+    ) -> None:
         self.experiment = experiment
         self.data = data
         self.paths = paths
+        self.on_complete = on_complete
         self.last_trained: TrainedModel | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -143,6 +153,8 @@ class Objective:
         self.last_trained = TrainedModel(
             trial.number, best.best_value, params, model_kwargs, best.best_state, best.best_metrics, best.best_epoch
         )
+        if self.on_complete is not None:
+            self.on_complete(trial, self.last_trained)
         return best.best_value
 
 

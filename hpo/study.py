@@ -20,8 +20,9 @@ from hpo.data import load_data
 from hpo.errors import StudyError
 from hpo.objective import Objective
 from hpo.paths import StudyPaths
+from hpo.promotion import BestModelPublisher
 from hpo.storage import open_storage, redact_url, resolve_storage_url
-from hpo.weights import build_model_card, promote_best_weights, read_card
+from hpo.weights import read_card
 
 __all__ = [
     "FINISHED_STATES",
@@ -178,7 +179,8 @@ def run_study(
         torch.set_num_threads(max(1, threads))
     budget = settings.n_trials
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
-    objective = Objective(experiment, data, paths)
+    publisher = BestModelPublisher(experiment, data, paths)
+    objective = Objective(experiment, data, paths, on_complete=publisher.prepare)
     ran = 0
     stopped = False
     started = time.monotonic()
@@ -198,8 +200,7 @@ def run_study(
         promoted = False
         trained, objective.last_trained = objective.last_trained, None
         if trial.state == TrialState.COMPLETE and trained is not None and trained.trial_number == trial.number:
-            card = build_model_card(experiment, data, trained)
-            promoted = promote_best_weights(paths, trained, card, lambda n: _is_best(study, n))
+            promoted = publisher.promote(trained, lambda n: _is_best(study, n))
         if on_trial_end is not None:
             best = _best(study)
             reason = trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason")

@@ -13,24 +13,36 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from hpo.config import Experiment
-from hpo.data import PreparedData, Standardization
-from hpo.errors import StudyError, WeightsError
+from hpo.errors import ConfigError, StudyError, WeightsError
 from hpo.model import MLP
-from hpo.objective import TrainedModel
 from hpo.paths import StudyPaths
+from hpo.predictor import LoadedModel, Predictor, default_device
 
-__all__ = ["FORMAT", "LoadedModel", "build_model_card", "load_model", "promote_best_weights", "write_best_weights"]
+if TYPE_CHECKING:  # imported for annotations only: loading a model needs neither Lightning nor Optuna
+    from hpo.config import Experiment
+    from hpo.data import PreparedData
+    from hpo.objective import TrainedModel
+
+__all__ = [
+    "FORMAT",
+    "LoadedModel",
+    "Predictor",
+    "best_files",
+    "build_model_card",
+    "load_model",
+    "promote_best_files",
+    "promote_best_weights",
+    "write_best_files",
+    "write_best_weights",
+]
 
 FORMAT = "hpo.model/1"
 MODEL_FILE = "model.pt"
@@ -71,6 +83,7 @@ def build_model_card(experiment: Experiment, data: PreparedData, trained: Traine
             "n_train": len(data.train_rows),
             "n_validation": len(data.val_rows),
             "validation_rows": list(data.val_rows),
+            "id_columns": list(experiment.data.id_columns),
         },
         "versions": _versions(),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -119,13 +132,8 @@ def best_lock(paths: StudyPaths) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_best_weights(paths: StudyPaths, state_dict: dict[str, Any], card: dict[str, Any]) -> Path:
-    """Replace ``best/`` by a folder holding ``state_dict`` and ``card`` (with the weights' sha256 filled in).
-
-    Both files are written and fsynced in a temporary folder beside ``best/``, which then takes its place in one
-    atomic rename (an exchange on Linux), so a reader sees the old pair or the new pair, never a mix or half a file.
-    Call it with :func:`best_lock` held.
-    """
+def best_files(state_dict: dict[str, Any], card: dict[str, Any]) -> dict[str, bytes]:
+    """The bytes of ``model.pt`` and of ``model.json`` (``card`` with the weights' sha256 filled in)."""
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
     payload = buffer.getvalue()
@@ -133,13 +141,36 @@ def write_best_weights(paths: StudyPaths, state_dict: dict[str, Any], card: dict
         **card,
         "weights": {"file": MODEL_FILE, "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)},
     }
+    return {MODEL_FILE: payload, CARD_FILE: (json.dumps(card, indent=2, allow_nan=False) + "\n").encode()}
+
+
+def write_best_weights(
+    paths: StudyPaths,
+    state_dict: dict[str, Any],
+    card: dict[str, Any],
+    extra_files: Mapping[str, bytes] | None = None,
+) -> Path:
+    """Replace ``best/`` by a folder holding ``state_dict`` and ``card`` (with the weights' sha256 filled in).
+
+    ``extra_files`` (name -> content) go into the same folder; see :func:`write_best_files`.
+    """
+    return write_best_files(paths, {**best_files(state_dict, card), **(extra_files or {})})
+
+
+def write_best_files(paths: StudyPaths, files: Mapping[str, bytes]) -> Path:
+    """Replace ``best/`` by a folder holding ``files`` (name -> content, see :func:`best_files`).
+
+    All files are written and fsynced in a temporary folder beside ``best/``, which then takes its place in one
+    atomic rename (an exchange on Linux), so a reader sees the old set or the new set, never a mix or half a file.
+    Call it with :func:`best_lock` held.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=".best-new-", dir=paths.study_dir))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; best/ should be as readable as its siblings
     try:
-        _write_file(tmp / MODEL_FILE, payload)
-        _write_file(tmp / CARD_FILE, (json.dumps(card, indent=2, allow_nan=False) + "\n").encode())
+        for name, content in files.items():
+            _write_file(tmp / name, content)
         _fsync_dir(tmp)
         if paths.best.exists() and _exchange(tmp, paths.best):
             pass  # tmp now holds the previous best/
@@ -187,62 +218,64 @@ def promote_best_weights(paths: StudyPaths, trained: TrainedModel, card: dict[st
     Raises:
         StudyError: the folder cannot be written (disk full, read-only); ``best/`` keeps its previous content.
     """
+    return promote_best_files(paths, trained.trial_number, is_best, lambda: best_files(trained.state_dict, card))
+
+
+def promote_best_files(
+    paths: StudyPaths, trial_number: int, is_best: Any, files: Callable[[], Mapping[str, bytes]]
+) -> bool:
+    """Replace ``best/`` by ``files()`` (name -> content) if trial ``trial_number`` is the best once the lock is held.
+
+    ``files`` is called under the lock and only when the trial is the best (see :func:`promote_best_weights`).
+
+    Raises:
+        StudyError: the folder cannot be written (disk full, read-only); ``best/`` keeps its previous content.
+    """
     try:
         with best_lock(paths):
-            if not is_best(trained.trial_number):
+            if not is_best(trial_number):
                 return False
-            write_best_weights(paths, trained.state_dict, card)
+            write_best_files(paths, files())
             return True
     except OSError as exc:
         previous = "nothing"
         if (paths.best / CARD_FILE).exists():
             previous = f"trial {read_card(paths.best).get('trial')}"
         raise StudyError(
-            f"{paths.study_dir}: cannot write the best weights of trial {trained.trial_number} "
+            f"{paths.study_dir}: cannot write the best weights of trial {trial_number} "
             f"({exc.strerror or exc}); best/ is unchanged and still holds {previous}, and the trial stays recorded "
             "as complete in the storage, but its weights are lost. Free disk space or make the folder writable, "
             "then rerun the same command to finish the budget."
         ) from None
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A trained model in eval mode with the preprocessing it was trained with."""
-
-    model: MLP
-    card: dict[str, Any]
-    folder: Path
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.card["features"])
-
-    @property
-    def standardization(self) -> Standardization:
-        stats = self.card["standardization"]
-        return Standardization(tuple(stats["mean"]), tuple(stats["std"]))
-
-    @property
-    def labels(self) -> tuple[Any, Any]:
-        return self.card["labels"]["negative"], self.card["labels"]["positive"]
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """Probabilities of the positive class for raw (unstandardised) rows, columns in training order."""
-        values = np.asarray(x, dtype=np.float64)
-        if values.ndim != 2 or values.shape[1] != len(self.feature_names):
-            raise WeightsError(
-                f"predict_proba: expected rows of {len(self.feature_names)} features "
-                f"({', '.join(self.feature_names[:5])}, ...), got an array of shape {values.shape}"
-            )
-        with torch.inference_mode():
-            return self.model.predict_proba(torch.from_numpy(self.standardization.apply(values))).numpy()
+def _architecture_mismatch(expected: dict[str, torch.Tensor], state: object) -> str | None:
+    """The first key where ``state`` differs from the architecture's ``expected`` state_dict, in words."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a state_dict"
+    for key, tensor in expected.items():
+        if key not in state:
+            return f"key {key!r} is missing"
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            return f"key {key!r} has shape {shape}, the architecture needs {tuple(tensor.shape)}"
+    extra = [key for key in state if key not in expected]
+    if extra:
+        return f"key {extra[0]!r} is not part of the architecture"
+    return None
 
 
-def load_model(folder: str | Path) -> LoadedModel:
+def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor:
     """Load the weights folder written by hpo (``studies/<study>/best``), checking its sha256 and architecture.
+
+    Args:
+        folder: a folder holding ``model.json`` and ``model.pt``.
+        device: where the model runs; default the first CUDA GPU when there is one, else the CPU.
 
     Raises:
         WeightsError: the folder, its description or its weights are missing, damaged or do not match.
+        ConfigError: ``device`` cannot be used.
     """
     folder = Path(folder)
     card = read_card(folder)
@@ -262,9 +295,23 @@ def load_model(folder: str | Path) -> LoadedModel:
     except Exception as exc:
         raise WeightsError(f"{path}: is not a loadable state_dict ({type(exc).__name__}: {exc})") from None
     model = MLP(**card["model"]["kwargs"])
+    mismatch = _architecture_mismatch(model.state_dict(), state)
+    if mismatch is not None:
+        raise WeightsError(
+            f"{path}: does not match the architecture in {CARD_FILE}: {mismatch}; the two files come from different "
+            "runs or one was edited, rerun the study or restore them"
+        )
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path}: does not match the architecture in {CARD_FILE}: {exc}") from None
+    try:
+        target = torch.device(device) if device is not None else default_device()
+        model.to(target)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        raise ConfigError(
+            f"device {device!r}: cannot be used here ({str(exc).splitlines()[0]}); pass cpu or an available GPU "
+            "such as cuda:0, or leave it out to use a GPU when there is one"
+        ) from None
     model.eval()
-    return LoadedModel(model, card, folder)
+    return Predictor(model, card, folder, target)

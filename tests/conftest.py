@@ -115,3 +115,25 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     space.write_text(yaml.safe_dump(doc), encoding="utf-8")  # sorted keys: this order gives 4 complete, 2 pruned
     run_study(load_experiment(space), root=folder / "studies")
     return folder / "studies"
+
+
+def inference_space(**overrides: Any) -> dict[str, Any]:
+    """A tiny search space (Adam, so the model is decent) with a threshold rule and temperature scaling."""
+    doc = tiny_space(
+        study={"name": "inf", "n_trials": 3},
+        params={"lr": {"type": "float", "low": 3e-3, "high": 3e-2, "log": True}, "hidden_size": 16, "n_layers": 1},
+        inference={"threshold": "max_f1", "temperature_scaling": True},
+    )
+    doc.update(overrides)
+    return doc
+
+
+@pytest.fixture(scope="session")
+def inference_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root (``studies/``) of one finished tiny study ``inf``, shared by the inference tests: do not modify it."""
+    from hpo.config import parse_experiment
+    from hpo.study import run_study
+
+    root = tmp_path_factory.mktemp("inference") / "studies"
+    run_study(parse_experiment(inference_space(), root.parent / "space.yaml"), root=root)
+    return root

@@ -13,7 +13,7 @@ import torch
 
 import hpo
 from hpo.config import load_experiment
-from hpo.errors import WeightsError
+from hpo.errors import DataError, WeightsError
 from hpo.paths import StudyPaths
 from hpo.study import run_study
 from hpo.weights import best_lock, load_model, write_best_weights
@@ -65,7 +65,7 @@ def test_load_best_and_predict(study_root: Path) -> None:
     )
     probs = loaded.predict_proba(torch.zeros(3, 30).numpy() + 10.0)
     assert probs.shape == (3,) and ((probs >= 0) & (probs <= 1)).all()
-    with pytest.raises(WeightsError, match="expected rows of 30 features"):
+    with pytest.raises(DataError, match="expected rows of 30 features"):
         loaded.predict_proba([[1.0, 2.0]])
     with pytest.raises(WeightsError, match="no best weights yet"):
         hpo.load_best("nothing-here", root=study_root)

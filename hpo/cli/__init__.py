@@ -17,7 +17,7 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0    success
   1    unexpected error (a bug: please report it with the traceback)
-  2    bad input: search-space file, data, study name, storage, weights, busy port
+  2    bad input: search-space file, data, study name, storage, weights, rows to predict, busy port
   130  interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM
        (dashboard, tensorboard: Ctrl-C is how they stop, exit 0)
 Output: --json for scripts; colours and progress bars only on a terminal; NO_COLOR is respected.
@@ -83,12 +83,13 @@ def main() -> None:
       hpo best --study default
       hpo report --study default                # studies/default/report/index.html
       hpo dashboard --study default             # optuna-dashboard on http://127.0.0.1:8080
+      hpo predict --study default new_rows.csv
     """
 
 
 def _register() -> None:
     # Each module adds its command to `main`.
-    from hpo.cli import best, dashboard, report, run, studies, tensorboard  # noqa: F401
+    from hpo.cli import best, dashboard, predict, report, run, studies, tensorboard  # noqa: F401
 
 
 _register()

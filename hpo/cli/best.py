@@ -26,11 +26,13 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
     """
     from hpo.paths import validate_study_name
     from hpo.study import describe_best
+    from hpo.validation_report import read_saved_inference
 
     quiet_libraries()
     summary = describe_best(validate_study_name(study_name, "--study"), root=root, storage=storage)
+    saved = read_saved_inference(summary.weights_dir) if summary.weights_dir is not None else None
     if as_json:
-        click.echo(json.dumps(summary.to_json(), indent=2))
+        click.echo(json.dumps({**summary.to_json(), "inference": saved.to_json() if saved else None}, indent=2))
         return
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
     click.echo(f"Study:   {summary.study} ({summary.direction} {summary.metric}; trials: {states})")
@@ -54,3 +56,17 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
         )
     else:
         click.echo("Weights: none under this root; they live on the host that ran the best trial.")
+    if saved is not None and saved.threshold is not None:
+        t = saved.threshold
+        missed = "" if t.reached else f" (target {t.target:g} not reached on the validation split)"
+        click.echo(
+            f"Threshold: {t.threshold:.4g} ({t.rule}{'' if t.target is None else f' {t.target:g}'}): precision "
+            f"{t.precision:.3f}, recall {t.recall:.3f}, F1 {t.f1:.3f} on the validation split{missed}"
+        )
+    if saved is not None and saved.calibration is not None:
+        c = saved.calibration
+        scaling = f"temperature {saved.temperature:.4g}; " if saved.temperature != 1.0 else ""
+        click.echo(
+            f"Calibration: {scaling}Brier {c['brier']:.4f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f} "
+            f"(see {summary.weights_dir}/calibration.json, reliability.png)"
+        )

@@ -1,0 +1,78 @@
+"""``hpo predict``: predict a CSV file with the best model of a study (or a saved model folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hpo.cli import EXIT_CODES_HELP, handles_errors, main
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("input_csv", type=click.Path(path_type=Path))
+@click.option("--study", "study_name", help="Use the best model of this study (default: 'default').")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    help="Use the model in this folder (one holding model.json and model.pt) instead of a study's best.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output CSV (default: INPUT_CSV's name with .predictions.csv, in the same folder).",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("studies"),
+    show_default=True,
+    help="Folder holding one folder per study.",
+)
+@click.option("--device", help="Where the model runs, e.g. cpu or cuda:1 (default: a CUDA GPU if any, else cpu).")
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
+@handles_errors
+def predict(
+    input_csv: Path,
+    study_name: str | None,
+    model_dir: Path | None,
+    output: Path | None,
+    root: Path,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """Predict every row of INPUT_CSV: writes its id columns (or a 0-based `row`), `probability` of the positive
+    label and `label` (cut at the model's saved threshold, in the training data's own label values).
+
+    INPUT_CSV needs the model's feature columns by name; its id columns and target column, if present, are allowed
+    and left out. The file is read in chunks, so it may be larger than memory. On bad input (a missing or unknown
+    column, text, missing or infinite values) the error names the columns and lines, and no output is written.
+
+    \b
+    Example:
+      hpo predict --study default new_patients.csv -o scored.csv
+      hpo predict --model studies/default/best new_patients.csv
+    """
+    from hpo.errors import ConfigError
+
+    if study_name is not None and model_dir is not None:
+        raise ConfigError("--study and --model: give one of them (a study's best model, or a model folder)")
+    from hpo import load_best
+    from hpo.prediction_file import predict_csv
+    from hpo.weights import load_model
+
+    predictor = (
+        load_model(model_dir, device) if model_dir is not None else load_best(study_name or "default", root, device)
+    )
+    summary = predict_csv(predictor, input_csv, output)
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2))
+        return
+    negative, positive = summary.labels
+    click.echo(
+        f"Wrote {summary.rows} predictions to {summary.output}: {summary.positives} {positive!r}, "
+        f"{summary.rows - summary.positives} {negative!r} (threshold {summary.threshold:.4g})."
+    )

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import hpo
+import hpo.predictor
+from hpo.errors import DataError
+from hpo.predictor import Predictor
+from tests.conftest import REPO
+
+DATASET = REPO / "hpo" / "datasets" / "breast_cancer.csv"
+
+
+@pytest.fixture(scope="module")
+def predictor(inference_study: Path) -> Predictor:
+    return hpo.load_best("inf", root=inference_study)
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    return pd.read_csv(DATASET).head(40)
+
+
+def test_load_best_gives_a_predictor_with_the_saved_settings(predictor: Predictor, inference_study: Path) -> None:
+    card = json.loads((inference_study / "inf" / "best" / "model.json").read_text())
+    assert isinstance(predictor, hpo.Predictor) and hpo.LoadedModel is hpo.Predictor
+    assert not predictor.model.training
+    assert predictor.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert predictor.threshold == card["threshold"]["value"]
+    assert predictor.temperature == card["temperature"]
+    assert predictor.labels == ("benign", "malignant")
+    assert predictor.feature_names == tuple(card["features"])
+
+
+def test_dataframe_by_name_and_array_in_training_order_agree(predictor: Predictor, rows: pd.DataFrame) -> None:
+    features = list(predictor.feature_names)
+    by_name = predictor.predict_proba(rows[[*features[::-1], "diagnosis"]])  # shuffled, with the target column
+    in_order = predictor.predict_proba(rows[features].to_numpy())
+    assert by_name.dtype == np.float64 and by_name.shape == (40,)
+    np.testing.assert_array_equal(by_name, in_order)
+    np.testing.assert_array_equal(predictor.predict_proba(rows[features].values.tolist()), in_order)
+    labels = predictor.predict(rows[features])
+    assert set(labels) <= {"benign", "malignant"}
+    np.testing.assert_array_equal(labels == "malignant", in_order >= predictor.threshold)
+
+
+def test_batches_give_the_same_probabilities(
+    predictor: Predictor, rows: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = predictor.predict_proba(rows)
+    monkeypatch.setattr(hpo.predictor, "BATCH_ROWS", 7)
+    np.testing.assert_allclose(predictor.predict_proba(rows), whole, atol=1e-7)
+
+
+def test_the_plain_model_and_the_predictor_agree(predictor: Predictor, rows: pd.DataFrame) -> None:
+    x = predictor.standardization.apply(rows[list(predictor.feature_names)].to_numpy())
+    with torch.no_grad():
+        logits = predictor.model(torch.from_numpy(x).to(predictor.device)).cpu()
+    expected = torch.sigmoid(logits / predictor.temperature).numpy()
+    np.testing.assert_allclose(predictor.predict_proba(rows), expected, atol=1e-6)
+
+
+def _with(rows: pd.DataFrame, column: str, positions: list[int], value: object) -> pd.DataFrame:
+    bad = rows.copy()
+    if not isinstance(value, float):
+        bad[column] = bad[column].astype(object)
+    for i in positions:
+        bad.iloc[i, bad.columns.get_loc(column)] = value
+    return bad
+
+
+def test_bad_inputs_name_columns_and_rows(predictor: Predictor, rows: pd.DataFrame) -> None:
+    cases = [
+        (rows.drop(columns=["mean_area", "worst_area"]), "missing feature columns 'mean_area', 'worst_area'"),
+        (rows.rename(columns={"mean_area": "area"}), "the input has the unknown columns 'area' (renamed?)"),
+        (rows.assign(extra=1, other=2), "columns 'extra', 'other' are not a feature of this model"),
+        (
+            _with(rows, "mean_radius", [3, 9], float("nan")),
+            "column 'mean_radius' has missing values at rows 3, 9",
+        ),
+        (
+            _with(rows, "mean_texture", [5], float("inf")),
+            "column 'mean_texture' has infinite values at row 5",
+        ),
+        (_with(rows, "worst_area", [2], "big"), "column 'worst_area' holds text (e.g. 'big') at row 2"),
+        (rows.to_numpy()[:, :5], "expected rows of 30 features in training order"),
+        (np.zeros(30), "got an array of shape (30,)"),
+        (pd.concat([rows, rows[["mean_area"]]], axis=1), "column 'mean_area' appear more than once"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(DataError) as caught:
+            predictor.predict_proba(bad)
+        assert message in str(caught.value), str(caught.value)
+        assert str(caught.value).startswith("predict_proba: ")
+
+
+def test_many_bad_rows_are_counted(predictor: Predictor, rows: pd.DataFrame) -> None:
+    bad = _with(rows, "mean_radius", list(range(0, 40, 2)), float("nan"))
+    with pytest.raises(DataError, match=r"rows 0, 2, 4, 6, 8 and 15 more.*rows are counted from 0"):
+        predictor.predict(bad)
