@@ -25,7 +25,7 @@ from bench.study_costs import DEFAULT_PARAMS
 from hpo.model import MLP
 from hpo.study import TrialReport, run_study
 
-ROWS, TRIALS, EPOCHS = 20_000, 12, 8
+ROWS, TRIALS, EPOCHS = 20_000, 8, 4
 
 
 class ReferenceModule(pl.LightningModule):

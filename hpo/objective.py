@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +91,8 @@ class Objective:
         exp = self.experiment
         params = resolve_params(exp.space.sample(trial), exp)
         trial.set_user_attr("params", params)
+        # Which process on which host ran it: where its TensorBoard run and (if best) its weights were written.
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         seed = exp.training.seed + trial.number
         pl.seed_everything(seed, workers=False, verbose=False)
         model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}

@@ -361,6 +361,7 @@ class BestSummary:
     states: dict[str, int]
     weights_dir: Path | None
     weights_status: str
+    worker: str | None = None  # "host:pid" that ran the best trial
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -375,6 +376,7 @@ class BestSummary:
             "trials_by_state": self.states,
             "weights_dir": str(self.weights_dir) if self.weights_dir else None,
             "weights_status": self.weights_status,
+            "worker": self.worker,
         }
 
 
@@ -414,4 +416,5 @@ def describe_best(name: str, *, root: Path = Path("studies"), storage: str | Non
         states,
         folder,
         status,
+        best.user_attrs.get("worker"),
     )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -145,12 +147,39 @@ def _wait_for(predicate, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def _count(storage: str, name: str, state: TrialState) -> int:
+def _counts(storage: str, name: str) -> Counter[TrialState]:
+    """Trials by state, in one read (0 of each before the study exists)."""
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except Exception:
-        return 0
-    return len(study.get_trials(deepcopy=False, states=(state,)))
+        return Counter()
+    return Counter(t.state for t in study.get_trials(deepcopy=False))
+
+
+def _mid_study(storage: str, name: str, running: int) -> Callable[[], bool]:
+    def check() -> bool:
+        counts = _counts(storage, name)
+        return counts[TrialState.COMPLETE] >= 1 and counts[TrialState.RUNNING] >= running
+
+    return check
+
+
+def _count(storage: str, name: str, state: TrialState) -> int:
+    return _counts(storage, name)[state]
+
+
+def _pid_of_a_running_trial(storage: str, name: str, pids: list[int]) -> int:
+    """The process id of a worker in the middle of a trial (from the trial's ``worker`` attribute).
+
+    The most recently started trial is chosen, so that it is far from finishing when the worker is killed.
+    """
+    study = optuna.load_study(study_name=name, storage=storage)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in sorted(running, key=lambda t: t.datetime_start, reverse=True):
+        worker = trial.user_attrs.get("worker")
+        if worker and int(worker.rsplit(":", 1)[1]) in pids:
+            return int(worker.rsplit(":", 1)[1])
+    raise AssertionError(f"no running trial of {pids} found")
 
 
 def _check_chaos(study: optuna.Study, root: Path, n_trials: int) -> None:
@@ -166,7 +195,7 @@ def _check_chaos(study: optuna.Study, root: Path, n_trials: int) -> None:
 
 def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
     n_trials = 6
-    space = _space(tmp_path, "chaos", n_trials, epochs=12)
+    space = _space(tmp_path, "chaos", n_trials, epochs=150)  # seconds per trial: time to catch one mid-way
     db = f"sqlite:///{tmp_path / 'studies' / 'chaos' / 'study.db'}"
     parent = subprocess.Popen(
         [*HPO, "run", str(space), "--workers", "3"],
@@ -176,19 +205,19 @@ def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(lambda: _count(db, "chaos", TrialState.COMPLETE) >= 1 and _count(db, "chaos", TrialState.RUNNING) >= 2)
+    _wait_for(_mid_study(db, "chaos", running=2))
     workers = _children(parent.pid)
     assert len(workers) == 3
-    os.kill(workers[0], signal.SIGKILL)
+    os.kill(_pid_of_a_running_trial(db, "chaos", workers), signal.SIGKILL)
     _out, err = parent.communicate(timeout=300)
     assert parent.returncode == 0, err
-    assert "worker 0 ended with killed by SIGKILL" in err
+    assert re.search(r"worker \d ended with killed by SIGKILL", err), err
     _check_chaos(optuna.load_study(study_name="chaos", storage=db), tmp_path / "studies", n_trials)
 
 
 def test_postgresql_worker_killed_mid_trial(tmp_path: Path, postgres_url: str) -> None:
     n_trials = 6
-    space = _space(tmp_path, "pgchaos", n_trials, epochs=12)
+    space = _space(tmp_path, "pgchaos", n_trials, epochs=150)
     args = [*HPO, "run", str(space), "--threads", "1"]
     procs = [
         subprocess.Popen(
@@ -196,16 +225,11 @@ def test_postgresql_worker_killed_mid_trial(tmp_path: Path, postgres_url: str) -
         )
         for _ in range(3)
     ]
-    _wait_for(
-        lambda: (
-            _count(postgres_url, "pgchaos", TrialState.COMPLETE) >= 1
-            and _count(postgres_url, "pgchaos", TrialState.RUNNING) >= 3
-        )
-    )
-    procs[0].kill()
+    _wait_for(_mid_study(postgres_url, "pgchaos", running=2))
+    victim = _pid_of_a_running_trial(postgres_url, "pgchaos", [p.pid for p in procs])
+    os.kill(victim, signal.SIGKILL)
     outputs = [p.communicate(timeout=300) for p in procs]
-    assert procs[0].returncode == -signal.SIGKILL
-    assert [p.returncode for p in procs[1:]] == [0, 0], outputs
+    assert sorted(p.returncode for p in procs) == [-signal.SIGKILL, 0, 0], outputs
     _check_chaos(optuna.load_study(study_name="pgchaos", storage=postgres_url), tmp_path / "studies", n_trials)
     assert _leaks([o for pair in outputs for o in pair], tmp_path / "studies") == []
 

@@ -51,11 +51,11 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
         click.echo(f"Weights: {summary.weights_dir}/model.pt (+ model.json)")
     elif summary.weights_status == "stale":
         click.echo(
-            f"Weights: {summary.weights_dir} holds an older trial; the best trial's weights were written on "
-            "another host sharing this storage."
+            f"Weights: {summary.weights_dir} holds an older trial; the best trial's weights were written by "
+            f"{_host(summary.worker)} sharing this storage."
         )
     else:
-        click.echo("Weights: none under this root; they live on the host that ran the best trial.")
+        click.echo(f"Weights: none under this root; they live on {_host(summary.worker)}, which ran the best trial.")
     if saved is not None and saved.threshold is not None:
         t = saved.threshold
         missed = "" if t.reached else f" (target {t.target:g} not reached on the validation split)"
@@ -70,3 +70,7 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
             f"Calibration: {scaling}Brier {c['brier']:.4f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f} "
             f"(see {summary.weights_dir}/calibration.json, reliability.png)"
         )
+
+
+def _host(worker: str | None) -> str:
+    return f"host {worker.rsplit(':', 1)[0]!r}" if worker else "the host"
