@@ -13,6 +13,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo import overview
 from hpo.algorithms import build_pruner, build_sampler
 from hpo.ask_lock import AskLock
 from hpo.config import Experiment
@@ -85,22 +86,12 @@ def _best(study: optuna.Study) -> FrozenTrial | None:
 
 
 def load_study(name: str, root: Path, storage: str | None) -> tuple[optuna.Study, StudyPaths, str]:
-    """Open an existing study for reading.
+    """Open an existing study for reading (:func:`hpo.overview.open_study`).
 
     Raises:
         StudyError: no such study in the storage (the message lists the ones there are).
     """
-    paths = StudyPaths(root, name)
-    url = resolve_storage_url(paths, storage)
-    rdb = open_storage(url, create=False)
-    try:
-        study = optuna.load_study(study_name=name, storage=rdb)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage=rdb)]
-        raise StudyError(
-            f"{redact_url(url)}: has no study named {name!r} (it has {names}); pass --study with one of those"
-        ) from None
-    return study, paths, url
+    return overview.open_study(name, root, storage)
 
 
 def open_study(
