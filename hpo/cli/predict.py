@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hpo.cli import EXIT_CODES_HELP, handles_errors, main
+from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -25,13 +25,7 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, main
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output CSV (default: INPUT_CSV's name with .predictions.csv, in the same folder).",
 )
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("studies"),
-    show_default=True,
-    help="Folder holding one folder per study.",
-)
+@root_option
 @click.option("--device", help="Where the model runs, e.g. cpu or cuda:1 (default: a CUDA GPU if any, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 @handles_errors

@@ -8,19 +8,13 @@ from pathlib import Path
 
 import click
 
-from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries
+from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root_option, storage_option
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.option("--study", "study_name", default="default", show_default=True, help="Study name.")
-@click.option("--storage", help="SQLAlchemy URL (default: $HPO_STORAGE, else sqlite:///studies/<study>/study.db).")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("studies"),
-    show_default=True,
-    help="Folder holding one folder per study.",
-)
+@storage_option
+@root_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

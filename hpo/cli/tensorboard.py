@@ -6,18 +6,12 @@ from pathlib import Path
 
 import click
 
-from hpo.cli import EXIT_CODES_HELP, handles_errors, main
+from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.option("--study", "study_name", default="default", show_default=True, help="Study name.")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("studies"),
-    show_default=True,
-    help="Folder holding one folder per study.",
-)
+@root_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all, warned).")
 @click.option("--port", type=click.IntRange(0, 65535), default=6006, show_default=True, help="Port (0: any free).")
 @click.option("--json", "as_json", is_flag=True, help="Print where it listens as one JSON line.")
