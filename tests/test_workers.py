@@ -248,8 +248,8 @@ def test_password_never_appears_in_errors(tmp_path: Path) -> None:
 
 
 def test_sigint_to_workers_then_rerun_finishes_exactly_n_trials(tmp_path: Path) -> None:
-    n_trials = 4
-    space = _space(tmp_path, "stopw", n_trials, epochs=6)
+    n_trials = 6
+    space = _space(tmp_path, "stopw", n_trials, epochs=150)  # seconds per trial: the signal lands mid-study
     db = f"sqlite:///{tmp_path / 'studies' / 'stopw' / 'study.db'}"
     parent = subprocess.Popen(
         [*HPO, "run", str(space), "--workers", "2"],
