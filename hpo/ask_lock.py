@@ -39,6 +39,11 @@ class AskLock:
         if self._backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self._path = Path(f"{parsed.database}.{study_name}.ask.lock")
 
+    @property
+    def exclusive(self) -> bool:
+        """True when the lock really spans every worker (SQLite file or PostgreSQL); False for other databases."""
+        return self._path is not None or self._backend == "postgresql"
+
     def acquire(self) -> None:
         """Block until this worker holds the lock."""
         if self._held:

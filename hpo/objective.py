@@ -12,17 +12,19 @@ from typing import Any
 
 import optuna
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from hpo.batches import TensorBatches
 from hpo.config import Experiment
 from hpo.data import PreparedData
+from hpo.errors import ConfigError
 from hpo.metrics import METRICS, hp_name
 from hpo.model import MLP
 from hpo.paths import StudyPaths
 from hpo.training import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
 
-__all__ = ["DEFAULTS", "Objective", "TrainedModel", "resolve_params"]
+__all__ = ["DEFAULTS", "Objective", "TrainedModel", "resolve_params", "training_device"]
 
 #: Values used for a hyperparameter that the search space leaves out (batch_size comes from ``training``).
 DEFAULTS: dict[str, Any] = {
@@ -50,6 +52,31 @@ class TrainedModel:
     state_dict: dict[str, Any]
     metrics: dict[str, float]
     best_epoch: int
+
+
+def training_device(accelerator: str, where: str = "training.accelerator") -> torch.device:
+    """The device Lightning trains on for ``training.accelerator`` (``auto``: CUDA, else Apple MPS, else the CPU).
+
+    Raises:
+        ConfigError: a GPU is asked for by name and this machine's torch sees none.
+    """
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if accelerator == "cuda" or (accelerator in ("gpu", "auto") and cuda):
+        device = "cuda" if cuda else None
+    elif accelerator == "mps" or (accelerator in ("gpu", "auto") and mps):
+        device = "mps" if mps else None
+    elif accelerator == "gpu":
+        device = None
+    else:
+        device = "cpu"
+    if device is None:
+        raise ConfigError(
+            f"{where}: {accelerator!r} asks for a GPU, but torch {torch.__version__} sees none on this machine; "
+            "use `accelerator: auto` (the GPU when there is one, else the CPU) or `cpu`, or install a torch build "
+            "for your GPU"
+        )
+    return torch.device(device)
 
 
 def resolve_params(sampled: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
@@ -86,6 +113,19 @@ class Objective:
         self.paths = paths
         self.on_complete = on_complete
         self.last_trained: TrainedModel | None = None
+        self._tensors: tuple[torch.Tensor, ...] | None = None
+
+    def device_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_train, y_train, x_val, y_val)`` on the device the trials train on, copied there once per process.
+
+        On a GPU the data then never crosses the bus again: every epoch's shuffle and slicing happen on the device.
+        """
+        if self._tensors is None:
+            device = training_device(self.experiment.training.accelerator)
+            d = self.data
+            self._tensors = tuple(t.to(device) for t in (d.x_train, d.y_train, d.x_val, d.y_val))
+        x_train, y_train, x_val, y_val = self._tensors
+        return x_train, y_train, x_val, y_val
 
     def __call__(self, trial: optuna.Trial) -> float:
         exp = self.experiment
@@ -114,9 +154,9 @@ class Objective:
         best = BestEpochCallback(exp.study.metric, exp.study.direction, exp.training.early_stopping_patience)
         pruning = OptunaPruningCallback(trial, exp.study.metric)
         # One Lightning step per epoch: the module slices the shuffled epoch into batch_size minibatches itself.
-        n_train = len(self.data.x_train)
-        train = TensorBatches(self.data.x_train, self.data.y_train, n_train, shuffle=True, seed=seed)
-        val = TensorBatches(self.data.x_val, self.data.y_val, _VAL_BATCH, shuffle=False)
+        x_train, y_train, x_val, y_val = self.device_tensors()
+        train = TensorBatches(x_train, y_train, len(x_train), shuffle=True, seed=seed)
+        val = TensorBatches(x_val, y_val, _VAL_BATCH, shuffle=False)
         try:
             with warnings.catch_warnings(), _QuietLightning():
                 warnings.filterwarnings("ignore", module="pytorch_lightning")

@@ -19,7 +19,7 @@ from hpo.ask_lock import AskLock
 from hpo.config import Experiment
 from hpo.data import load_data
 from hpo.errors import StudyError
-from hpo.objective import Objective
+from hpo.objective import Objective, training_device
 from hpo.paths import StudyPaths
 from hpo.promotion import BestModelPublisher
 from hpo.storage import open_storage, redact_url, resolve_storage_url
@@ -165,6 +165,7 @@ def run_study(
     """
     settings = experiment.study
     data = load_data(experiment.data)
+    training_device(experiment.training.accelerator, f"{experiment.file}: training.accelerator")
     study, paths, url = open_study(experiment, root=root, storage=storage, worker_index=worker_index)
     if threads is not None:
         torch.set_num_threads(max(1, threads))
@@ -180,7 +181,8 @@ def run_study(
 
     def claimed_objective(trial: optuna.Trial) -> float:
         ask_lock.release()  # the trial exists now: the next worker may count it and ask
-        if budget is not None and _budget_taken(study, trial.number, budget):
+        # Without a lock spanning the workers, two of them may both have seen budget left: the later trial gives way.
+        if budget is not None and not ask_lock.exclusive and _budget_taken(study, trial.number, budget):
             trial.set_user_attr("fail_reason", "surplus: other workers had already claimed the whole budget")
             raise _SurplusTrialError(f"trial {trial.number} not run: the budget of {budget} trials is already claimed")
         return objective(trial)

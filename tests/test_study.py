@@ -12,7 +12,7 @@ import torch
 from optuna.trial import TrialState
 
 from hpo.config import load_experiment
-from hpo.errors import DataError, StudyError
+from hpo.errors import ConfigError, DataError, StudyError
 from hpo.study import describe_best, run_study
 from hpo.weights import load_model
 from tests.conftest import read_tensorboard_run, tiny_space
@@ -204,3 +204,16 @@ def test_unwritable_study_folder_fails_cleanly_and_keeps_best(write_space, tmp_p
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert study.trials[1].state == TrialState.COMPLETE and study.best_trial.number == 1
     assert not [p for p in (root / "tiny").iterdir() if p.name.startswith(".best-")]
+
+
+def test_asking_for_a_missing_gpu_is_refused_before_anything_is_written(write_space, tmp_path: Path) -> None:
+    exp = load_experiment(write_space(tiny_space(training={"accelerator": "cuda"})))
+    if torch.cuda.is_available():  # a CUDA machine: the same file trains there, on the GPU
+        assert run_study(exp.with_overrides(n_trials=1), root=tmp_path / "studies").finished == 1
+        return
+    with pytest.raises(ConfigError, match=r"training\.accelerator: 'cuda' asks for a GPU.*accelerator: auto"):
+        run_study(exp, root=tmp_path / "studies")
+    assert not (tmp_path / "studies").exists()
+    # auto falls back to the CPU
+    auto = load_experiment(write_space(tiny_space(training={"accelerator": "auto"})))
+    assert run_study(auto.with_overrides(n_trials=1), root=tmp_path / "studies").finished == 1
