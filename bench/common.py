@@ -35,12 +35,27 @@ def synthetic_csv(rows: int, features: int = 30, seed: int = 0) -> Path:
     return path
 
 
-def experiment(doc: dict[str, Any], rows: int | None = None) -> Experiment:
-    """An experiment on the embedded data (rows=None) or on a synthetic CSV of ``rows`` rows."""
+def interactions_csv(rows: int, features: int = 20, seed: int = 0) -> Path:
+    """A binary task that a linear model cannot solve: the label depends on products and curvature of 5 of the
+    ``features`` columns (the rest are noise), so that the choice of hyperparameters matters (written once)."""
+    path = WORK / f"interactions_{rows}.csv"
+    if not path.exists():
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(rows, features)).astype(np.float32)
+        logits = 2.5 * (np.sin(2 * x[:, 0]) * x[:, 1] + x[:, 2] * x[:, 3] - 0.5 * x[:, 4] ** 2 + 0.5)
+        y = (rng.random(rows) < 1 / (1 + np.exp(-logits))).astype(int)
+        header = ",".join(f"f{i}" for i in range(features)) + ",y"
+        np.savetxt(path, np.column_stack([x, y]), delimiter=",", header=header, comments="", fmt="%.5g")
+    return path
+
+
+def experiment(doc: dict[str, Any], rows: int | None = None, csv: Path | None = None) -> Experiment:
+    """An experiment on the embedded data, on a synthetic CSV of ``rows`` rows, or on the CSV ``csv``."""
     doc = {**doc}
     doc.setdefault("study", {}).setdefault("n_trials", 1)
-    if rows is not None:
-        doc["data"] = {"path": str(synthetic_csv(rows)), "target": "y", **doc.get("data", {})}
+    if rows is not None or csv is not None:
+        path = csv if csv is not None else synthetic_csv(rows or 0)
+        doc["data"] = {"path": str(path), "target": "y", **doc.get("data", {})}
     return parse_experiment(doc, WORK / "bench.yaml")
 
 
