@@ -31,6 +31,7 @@ __all__ = [
     "BestSummary",
     "RunResult",
     "TrialReport",
+    "best_summary",
     "count_finished",
     "describe_best",
     "load_study",
@@ -430,6 +431,16 @@ def describe_best(name: str, *, root: Path = Path("studies"), storage: str | Non
             :func:`hpo.front.describe_front`).
     """
     study, paths, url = load_study(name, root, storage)
+    return best_summary(study, paths, url)
+
+
+def best_summary(study: optuna.Study, paths: StudyPaths, url: str) -> BestSummary:
+    """The :class:`BestSummary` of an open single-objective study (see :func:`describe_best`).
+
+    Raises:
+        StudyError: no feasible completed trial yet, or a multi-objective study.
+    """
+    name = study.study_name
     if len(study.directions) > 1:
         raise StudyError(
             f"study {name!r} in {redact_url(url)} has {len(study.directions)} objectives: it has a Pareto front "
