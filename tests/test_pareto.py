@@ -194,3 +194,27 @@ def test_a_constrained_multi_objective_study_keeps_only_feasible_trials(write_sp
         card = json.loads((folders[number] / "model.json").read_text())
         assert card["feasible"] is True and card["metrics"]["model/params"] <= 150
         assert card["constraints"] == {"model/params <= 150": card["metrics"]["model/params"] - 150}
+
+
+def _promote_in_process(root: str, number: int, n: int) -> None:
+    front = [(i, [0.9 + i / 100, 100.0 + i]) for i in range(n)]  # nobody dominates anybody
+    promote_front_files(StudyPaths(Path(root), "s"), number, lambda: front, lambda: _files(number), OBJECTIVES)
+
+
+def test_workers_promoting_at_once_lose_no_folder(tmp_path: Path) -> None:
+    import multiprocessing
+
+    n = 6
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_promote_in_process, args=(str(tmp_path), i, n)) for i in range(n)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    best = StudyPaths(tmp_path, "s").best
+    assert sorted(front_folders(best)) == list(range(n))  # the lock serialises the read-modify-swap of best/
+    for i in range(n):
+        assert (best / trial_folder(i) / "model.pt").read_bytes() == f"weights {i}".encode()
+    entries = read_front(best)
+    assert entries is not None and [e.folder for e in entries] == [trial_folder(i) for i in range(n)]
