@@ -97,7 +97,8 @@ def choose_folder(
         matching = [max(sorted(known), key=lambda n: sign * _value(cards[n], rank))]
     if len(matching) > 1:
         raise StudyError(
-            f"{best}: holds {len(matching)} Pareto-optimal trials {sorted(matching)}; pick one with trial=N, or a rule "
-            "such as maximize='val/auroc', where='model/params <= 50000' (`hpo best` lists the front)"
+            f"{best}: holds {len(matching)} Pareto-optimal trials {sorted(matching)}; pick one with trial=N (hpo "
+            "predict --trial N), or a rule such as maximize='val/auroc', where='model/params <= 50000' (`hpo best` "
+            "lists the front)"
         )
     return folders[matching[0]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -87,3 +88,27 @@ def test_run_then_best_on_a_two_objective_study(tmp_path: Path) -> None:
     best = run_hpo(["best", "--study", "pareto", "--json"], cwd=tmp_path)
     assert best.returncode == 0, best.stderr
     assert [r["trial"] for r in json.loads(best.stdout)["pareto_front"]] == result["pareto_front"]
+
+
+def test_predict_uses_one_trial_of_the_front(pareto_study: Path, tmp_path: Path) -> None:
+    import hpo
+
+    study = optuna.load_study(study_name="pareto", storage=f"sqlite:///{pareto_study}/pareto/study.db")
+    number = min(t.number for t in study.best_trials)
+    chosen = hpo.load_best("pareto", root=pareto_study, trial=number)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(",".join(chosen.feature_names) + "\n" + ",".join(["1.0"] * 30) + "\n")
+    args = ["predict", str(rows), "--root", str(pareto_study), "--study", "pareto", "--json"]
+    result = CliRunner().invoke(main, [*args, "--trial", str(number)])
+    assert result.exit_code == 0, result.output
+    written = (tmp_path / "rows.predictions.csv").read_text().splitlines()
+    assert float(written[1].split(",")[1]) == pytest.approx(float(chosen.predict_proba(_frame(rows))[0]))
+    if len(study.best_trials) > 1:
+        ambiguous = CliRunner().invoke(main, args)
+        assert ambiguous.exit_code == 2 and "predict --trial N" in ambiguous.output
+
+
+def _frame(path: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(path)
