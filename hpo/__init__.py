@@ -81,8 +81,7 @@ def load_best(
     trial number). The same arguments work on a single-objective study, whose only candidate is its best trial.
 
     Args:
-        study: a study name under ``root``, or the path of a study folder (a :class:`~pathlib.Path`, or a string
-            holding a ``/``).
+        study: a study name under ``root`` (a string), or the folder of a study (a :class:`~pathlib.Path`).
         root: the folder holding one folder per study.
         device: where the model runs.
         trial: the trial to load.
@@ -101,7 +100,7 @@ def load_best(
         StudyError: no saved trial fits the choice, or several do (a Pareto front) and nothing picks one.
         ConfigError: a rule that cannot be read.
     """
-    if isinstance(study, Path) or "/" in study:
+    if isinstance(study, Path):
         best = Path(study) / "best"
         name = Path(study).name
     else:

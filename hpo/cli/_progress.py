@@ -55,11 +55,13 @@ class TrialProgress:
 
     def update(self, report: TrialReport) -> None:
         best = "-" if report.best_value is None else f"{report.best_value:.5g} (#{report.best_trial})"
-        if report.front is not None:
-            best = f"front {list(report.front)}"
         if self._progress is not None and self._task is not None:
+            if report.front is not None:
+                best = f"Pareto front of {len(report.front)}"
             self._progress.update(self._task, completed=report.finished, total=report.budget, best=best)
             return
+        if report.front is not None:
+            best = f"front {list(report.front)}"
         value = f"{self.metric}={report.value:.6g}" if report.value is not None else f"{self.metric}=-"
         if len(self.objectives) > 1:
             shown = report.values or (None,) * len(self.objectives)
