@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,25 +60,56 @@ __all__ = [
 ]
 
 
-def load_best(study: str, root: str | Path = "studies", device: str | None = None) -> Predictor:
+def load_best(
+    study: str | Path,
+    root: str | Path = "studies",
+    device: str | None = None,
+    *,
+    trial: int | None = None,
+    maximize: str | None = None,
+    minimize: str | None = None,
+    where: str | Sequence[str] = (),
+) -> Predictor:
     """Load the best model of a study (``<root>/<study>/best``) as a :class:`Predictor`, in eval mode.
 
     The predictor applies the saved standardisation and temperature, cuts at the saved threshold and returns labels
     in the training data's own values; it runs on the first CUDA GPU when there is one (or on ``device``).
 
+    A multi-objective study keeps one model per Pareto-optimal trial (``best/trial_NNNN/``): pick one by number
+    (``trial=``), or by a rule: ``where`` keeps the trials whose recorded metrics satisfy constraints written as in
+    ``study.constraints``, then ``maximize`` or ``minimize`` takes the best of them by one metric (ties: the lowest
+    trial number). The same arguments work on a single-objective study, whose only candidate is its best trial.
+
+    Args:
+        study: a study name under ``root`` (a string), or the folder of a study (a :class:`~pathlib.Path`).
+        root: the folder holding one folder per study.
+        device: where the model runs.
+        trial: the trial to load.
+        maximize: the metric whose highest value wins, e.g. ``"val/auroc"``.
+        minimize: the metric whose lowest value wins, e.g. ``"model/latency_ms"``.
+        where: one constraint or a list, e.g. ``"model/params <= 50000"``.
+
     Example:
         >>> best = hpo.load_best("default")  # doctest: +SKIP
         >>> best.predict_proba(frame)  # a DataFrame with the feature columns by name, or an array  # doctest: +SKIP
         >>> best.predict(frame)  # labels such as 'malignant' / 'benign'  # doctest: +SKIP
+        >>> small = hpo.load_best("pareto", maximize="val/auroc", where="model/params <= 50000")  # doctest: +SKIP
 
     Raises:
         WeightsError: there are no best weights yet, or they are damaged.
+        StudyError: no saved trial fits the choice, or several do (a Pareto front) and nothing picks one.
+        ConfigError: a rule that cannot be read.
     """
-    paths = StudyPaths(Path(root), validate_study_name(study, "study"))
-    if not paths.best.exists():
-        raise WeightsError(
-            f"{paths.best}: no best weights yet for study {study!r}; run `hpo run` until a trial completes"
-        )
+    if isinstance(study, Path):
+        best = Path(study) / "best"
+        name = Path(study).name
+    else:
+        best = StudyPaths(Path(root), validate_study_name(study, "study")).best
+        name = study
+    if not best.exists():
+        raise WeightsError(f"{best}: no best weights yet for study {name!r}; run `hpo run` until a trial completes")
+    from hpo.selection import choose_folder
     from hpo.weights import load_model
 
-    return load_model(paths.best, device)
+    folder = choose_folder(best, trial=trial, maximize=maximize, minimize=minimize, where=where)
+    return load_model(folder, device)

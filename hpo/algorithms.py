@@ -29,6 +29,13 @@ SAMPLERS: dict[str, dict[str, _Option]] = {
         "constant_liar": (_BOOL, "true or false"),
     },
     "random": {"seed": ((int, type(None)), "an integer")},
+    "nsga2": {
+        "seed": ((int, type(None)), "an integer"),
+        "population_size": (_INT, "an integer"),
+        "mutation_prob": ((int, float, type(None)), "a number"),
+        "crossover_prob": (_NUM, "a number"),
+        "swapping_prob": (_NUM, "a number"),
+    },
     "qmc": {
         "seed": ((int, type(None)), "an integer"),
         "qmc_type": ((str,), "'sobol' or 'halton'"),
@@ -122,6 +129,7 @@ def build_sampler(settings: AlgorithmSettings, where: str = "study.sampler") -> 
         "tpe": optuna.samplers.TPESampler,
         "random": optuna.samplers.RandomSampler,
         "qmc": optuna.samplers.QMCSampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
     }[settings.name]
     return _construct(cls, settings, where)
 

@@ -21,9 +21,11 @@ from hpo.algorithms import (
     build_sampler,
     parse_algorithm,
 )
+from hpo.constraints import Constraint, parse_constraints
 from hpo.errors import ConfigError, key_path
 from hpo.inference_settings import InferenceSettings, parse_inference
-from hpo.metrics import METRICS
+from hpo.metrics import METRICS, MODEL_METRICS
+from hpo.objectives import ObjectiveSpec, parse_objectives
 from hpo.paths import validate_study_name
 from hpo.space import SearchSpace, parse_search_space
 
@@ -48,7 +50,12 @@ ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 
 @dataclass(frozen=True)
 class StudySettings:
-    """How the Optuna study runs."""
+    """How the Optuna study runs.
+
+    ``metric`` and ``direction`` are those of the first objective; ``objectives`` lists every objective (one for a
+    single-objective study: left empty, it is filled with ``(metric, direction)``). ``constraints`` decide which
+    trials are feasible: only feasible trials are promoted to ``best/``.
+    """
 
     name: str
     metric: str = "val/auroc"
@@ -59,6 +66,27 @@ class StudySettings:
     pruner: AlgorithmSettings = AlgorithmSettings("median")  # noqa: RUF009 - frozen, so sharing it is safe
     heartbeat_interval: int = 10
     grace_period: int = 30
+    objectives: tuple[ObjectiveSpec, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            object.__setattr__(self, "objectives", (ObjectiveSpec(self.metric, self.direction),))
+
+    @property
+    def multi_objective(self) -> bool:
+        """True when the study has several objectives (an Optuna multi-objective study with a Pareto front)."""
+        return len(self.objectives) > 1
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(o.direction for o in self.objectives)
+
+    @property
+    def model_metrics(self) -> tuple[str, ...]:
+        """The model metrics (``model/...``) that the objectives or constraints need, measured once per trial."""
+        used = [o.metric for o in self.objectives] + [c.metric for c in self.constraints]
+        return tuple(m for m in MODEL_METRICS if m in used)
 
 
 @dataclass(frozen=True)
@@ -253,16 +281,30 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
             "pruner",
             "heartbeat_interval",
             "grace_period",
+            "objectives",
+            "constraints",
         },
         where,
     )
     name = validate_study_name(raw.get("name", file.stem), f"{where}.name")
-    metric = raw.get("metric", "val/auroc")
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise ConfigError(f"{where}.metric: must be one of {list(METRICS)}, got {metric!r}")
-    direction = raw.get("direction", METRICS[metric])
-    if direction not in ("maximize", "minimize"):
-        raise ConfigError(f"{where}.direction: must be 'maximize' or 'minimize', got {direction!r}")
+    objectives: tuple[ObjectiveSpec, ...] = ()
+    if "objectives" in raw:
+        for key in ("metric", "direction"):
+            if key in raw:
+                raise ConfigError(
+                    f"{where}.{key}: cannot be combined with study.objectives (the first objective is the metric the "
+                    f"epochs are chosen by); remove {key}, or remove objectives for a single-objective study"
+                )
+        objectives = parse_objectives(raw["objectives"], f"{where}.objectives")
+        metric, direction = objectives[0].metric, objectives[0].direction
+    else:
+        metric = raw.get("metric", "val/auroc")
+        if not isinstance(metric, str) or metric not in METRICS:
+            raise ConfigError(f"{where}.metric: must be one of {list(METRICS)}, got {metric!r}")
+        direction = raw.get("direction", METRICS[metric])
+        if direction not in ("maximize", "minimize"):
+            raise ConfigError(f"{where}.direction: must be 'maximize' or 'minimize', got {direction!r}")
+    constraints = parse_constraints(raw.get("constraints"), f"{where}.constraints")
     n_trials = _int(raw, "n_trials", None, where, low=1)
     timeout = raw.get("timeout")
     if timeout is not None and (
@@ -273,6 +315,13 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
         raise ConfigError(f"{where}: set n_trials, timeout (seconds) or both, or the study would never end")
     sampler = parse_algorithm(raw.get("sampler"), f"{where}.sampler", SAMPLERS, DEFAULT_SAMPLER)
     pruner = parse_algorithm(raw.get("pruner"), f"{where}.pruner", PRUNERS, DEFAULT_PRUNER)
+    if len(objectives) > 1:
+        if "pruner" in raw and pruner.name != "none":
+            raise ConfigError(
+                f"{where}.pruner: Optuna does not prune multi-objective trials (it has no single value to compare "
+                f"epochs by), but {pruner.name!r} is configured; remove pruner or set it to none"
+            )
+        pruner = AlgorithmSettings("none")
     build_sampler(sampler, f"{where}.sampler")
     build_pruner(pruner, f"{where}.pruner")
     heartbeat = _int(raw, "heartbeat_interval", 10, where, low=1) or 10
@@ -283,7 +332,17 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
             "worker would otherwise look dead"
         )
     return StudySettings(
-        name, metric, direction, n_trials, float(timeout) if timeout else None, sampler, pruner, heartbeat, grace
+        name,
+        metric,
+        direction,
+        n_trials,
+        float(timeout) if timeout else None,
+        sampler,
+        pruner,
+        heartbeat,
+        grace,
+        objectives,
+        constraints,
     )
 
 

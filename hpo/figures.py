@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["PLOTS", "PlotSpec", "StudyFigure", "build_figures", "write_png"]
+__all__ = ["PARETO_PLOT", "PLOTS", "PlotSpec", "StudyFigure", "build_figures", "plots_for", "write_png"]
 
 #: Seed of the importance evaluator, so that a report of the same study always shows the same importances.
 IMPORTANCE_SEED = 0
@@ -58,6 +58,11 @@ def _needs_complete(count: int) -> Callable[[optuna.Study], str | None]:
 
 
 def _needs_curves(study: optuna.Study) -> str | None:
+    if len(study.directions) > 1:
+        return (
+            "Optuna records no per-epoch values for multi-objective trials (they are not pruned); the learning curves "
+            "are in TensorBoard (`hpo tensorboard`)"
+        )
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
         return None
     return "no trial has reported a validation value yet; run `hpo run` until one trial has trained an epoch"
@@ -113,10 +118,50 @@ PLOTS: tuple[PlotSpec, ...] = (
 )
 
 
+def _needs_pareto(study: optuna.Study) -> str | None:
+    if len(study.directions) not in (2, 3):
+        return f"a Pareto front plot shows 2 or 3 objectives, the study has {len(study.directions)}"
+    return _needs_complete(1)(study)
+
+
+#: The plot of a multi-objective study's Pareto front (infeasible trials in grey).
+PARETO_PLOT = PlotSpec(
+    "pareto_front",
+    "Pareto front",
+    "Every completed trial by its objective values; the Pareto-optimal feasible trials are highlighted (their "
+    "weights are in best/trial_NNNN), infeasible trials are grey.",
+    _needs_pareto,
+    True,
+)
+
+
+def plots_for(study: optuna.Study) -> tuple[PlotSpec, ...]:
+    """The plots of a study's report: :data:`PLOTS`, and :data:`PARETO_PLOT` for a multi-objective study."""
+    return (*PLOTS, PARETO_PLOT) if len(study.directions) > 1 else PLOTS
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The metric of each objective, as ``hpo run`` recorded it (``objective i`` for a study made elsewhere)."""
+    names = study.user_attrs.get("objectives")
+    if isinstance(names, list) and len(names) == len(study.directions):
+        return [str(n) for n in names]
+    if len(study.directions) == 1:
+        return [str(study.user_attrs.get("metric") or "Objective Value")]
+    return [f"objective {i}" for i in range(len(study.directions))]
+
+
+def _first_value(trial: optuna.trial.FrozenTrial) -> float:
+    return float(trial.values[0])
+
+
 def _plot_kwargs(key: str, study: optuna.Study, target_name: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if key in ("optimization_history", "param_importances", "parallel_coordinate", "slice"):
         kwargs["target_name"] = target_name
+        if len(study.directions) > 1:
+            kwargs["target"] = _first_value  # a multi-objective study: these plots show the first objective
+    if key == "pareto_front":
+        kwargs["target_names"] = objective_names(study)
     if key == "param_importances":
         kwargs["evaluator"] = optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
     return kwargs
@@ -127,7 +172,7 @@ def build_figures(study: optuna.Study, target_name: str) -> list[StudyFigure]:
     import optuna.visualization as vis
 
     figures = []
-    for spec in PLOTS:
+    for spec in plots_for(study):
         missing = spec.needs(study)
         if missing:
             figures.append(StudyFigure(spec, None, missing))

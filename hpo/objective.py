@@ -7,7 +7,7 @@ import os
 import socket
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -17,10 +17,12 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from hpo.batches import TensorBatches
 from hpo.config import Experiment
+from hpo.constraints import feasible
 from hpo.data import PreparedData
 from hpo.errors import ConfigError
 from hpo.metrics import METRICS, hp_name
 from hpo.model import MLP
+from hpo.outcome import OutcomeCallback
 from hpo.paths import StudyPaths
 from hpo.training import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
 
@@ -52,6 +54,13 @@ class TrainedModel:
     state_dict: dict[str, Any]
     metrics: dict[str, float]
     best_epoch: int
+    values: tuple[float, ...] = ()  # every objective's value (multi-objective studies); () means (value,)
+    constraints: dict[str, float] = field(default_factory=dict)  # constraint -> violation, <= 0 when satisfied
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the trial satisfies every constraint of the study (always, without constraints)."""
+        return feasible(self.constraints)
 
 
 def training_device(accelerator: str, where: str = "training.accelerator") -> torch.device:
@@ -127,7 +136,7 @@ class Objective:
         x_train, y_train, x_val, y_val = self._tensors
         return x_train, y_train, x_val, y_val
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         exp = self.experiment
         params = resolve_params(exp.space.sample(trial), exp)
         trial.set_user_attr("params", params)
@@ -150,9 +159,13 @@ class Objective:
             version=self.paths.trial_version(trial.number),
             default_hp_metric=False,
         )
-        logger.log_hyperparams(params, {"hp_metric": 0.0, **{hp_name(m): 0.0 for m in METRICS}})
+        declared = (*METRICS, *exp.study.model_metrics)
+        logger.log_hyperparams(params, {"hp_metric": 0.0, **{hp_name(m): 0.0 for m in declared}})
         best = BestEpochCallback(exp.study.metric, exp.study.direction, exp.training.early_stopping_patience)
         pruning = OptunaPruningCallback(trial, exp.study.metric)
+        outcome = OutcomeCallback(exp.study, best, model_kwargs)
+        # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning callback for them.
+        callbacks = [best, outcome] if exp.study.multi_objective else [best, pruning, outcome]
         # One Lightning step per epoch: the module slices the shuffled epoch into batch_size minibatches itself.
         x_train, y_train, x_val, y_val = self.device_tensors()
         train = TensorBatches(x_train, y_train, len(x_train), shuffle=True, seed=seed)
@@ -166,7 +179,7 @@ class Objective:
                     accelerator=exp.training.accelerator,
                     devices=1,
                     logger=logger,
-                    callbacks=[best, pruning],
+                    callbacks=callbacks,
                     enable_checkpointing=False,
                     enable_model_summary=False,
                     enable_progress_bar=False,
@@ -194,12 +207,25 @@ class Objective:
             reason = f"pruned by the {exp.study.pruner.name} pruner after epoch {pruning.pruned_epoch}"
             trial.set_user_attr("pruned_reason", reason)
             raise optuna.TrialPruned(reason)
+        result = outcome.result()
+        if result.metrics != best.best_metrics:
+            trial.set_user_attr("metrics", result.metrics)  # with the model metrics
+        for constraint, violation in result.constraints.items():
+            trial.set_constraint(constraint, violation)  # Optuna's samplers prefer feasible trials
         self.last_trained = TrainedModel(
-            trial.number, best.best_value, params, model_kwargs, best.best_state, best.best_metrics, best.best_epoch
+            trial.number,
+            best.best_value,
+            params,
+            model_kwargs,
+            best.best_state,
+            result.metrics,
+            best.best_epoch,
+            result.values,
+            result.constraints,
         )
         if self.on_complete is not None:
             self.on_complete(trial, self.last_trained)
-        return best.best_value
+        return list(result.values) if exp.study.multi_objective else best.best_value
 
 
 class _QuietLightning:

@@ -54,6 +54,7 @@ class StudyOverview:
     best_trial: int | None
     best_value: float | None
     last_update: dt.datetime | None
+    pareto_front: int | None = None  # multi-objective studies: the number of Pareto-optimal feasible trials
 
     def to_json(self) -> dict[str, Any]:
         """The overview as printed by ``hpo studies --json`` (``trials`` is the total of ``trials_by_state``)."""
@@ -67,6 +68,7 @@ class StudyOverview:
             "best_trial": self.best_trial,
             "best_value": self.best_value,
             "last_update": self.last_update.isoformat(timespec="seconds") if self.last_update else None,
+            **({"pareto_front": self.pareto_front} if self.pareto_front is not None else {}),
         }
 
 
@@ -125,10 +127,14 @@ def _overview(study: optuna.Study, url: str) -> StudyOverview:
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     best = None
     if complete and len(study.directions) == 1:
-        best = study.best_trial
+        try:
+            best = study.best_trial
+        except ValueError:  # every completed trial breaks a constraint
+            best = None
+    front = len(study.best_trials) if len(study.directions) > 1 else None
     stamps = [t.datetime_complete or t.datetime_start for t in trials]
     known = [s for s in stamps if s is not None]
     return StudyOverview(
@@ -140,4 +146,5 @@ def _overview(study: optuna.Study, url: str) -> StudyOverview:
         best_trial=best.number if best else None,
         best_value=float(best.value) if best and best.value is not None else None,
         last_update=max(known) if known else None,
+        pareto_front=front,
     )

@@ -4,8 +4,9 @@ as Optuna artifacts attached to the trial."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
@@ -14,6 +15,7 @@ from hpo.artifacts import ARTIFACTS_ERROR_ATTR, artifacts_dir, attach_files
 from hpo.config import Experiment
 from hpo.data import PreparedData
 from hpo.objective import TrainedModel
+from hpo.pareto import promote_front_files
 from hpo.paths import StudyPaths
 from hpo.validation_report import build_validation_report
 from hpo.weights import best_files, build_model_card, promote_best_files
@@ -40,6 +42,18 @@ def _beats_best(study: optuna.Study, value: float) -> bool:
     return value > best if study.direction == StudyDirection.MAXIMIZE else value < best
 
 
+def _dominated(study: optuna.Study, values: Sequence[float]) -> bool:
+    """Whether a trial on the study's Pareto front (feasible, complete) dominates ``values``."""
+    signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+    mine = [s * v for s, v in zip(signs, values, strict=True)]
+    for trial in study.best_trials:
+        theirs = [s * v for s, v in zip(signs, trial.values, strict=True)]
+        pairs = list(zip(theirs, mine, strict=True))
+        if all(t <= m for t, m in pairs) and any(t < m for t, m in pairs):
+            return True
+    return False
+
+
 class BestModelPublisher:
     """Builds a completed trial's files while it still runs (when it beats the best so far) and attaches them to it
     as artifacts; after the trial, writes them to ``best/`` if the storage says it is the best trial.
@@ -60,13 +74,37 @@ class BestModelPublisher:
         """``model.pt``, ``model.json`` (with temperature, threshold and calibration summary), ``calibration.json``
         and ``reliability.png`` for ``trained``."""
         report = build_validation_report(self.experiment, self.data, trained)
-        card = {**build_model_card(self.experiment, self.data, trained), **report.card_entries()}
+        card = {
+            **build_model_card(self.experiment, self.data, trained),
+            **report.card_entries(),
+            **self._objective_entries(trained),
+        }
         files = {**best_files(trained.state_dict, card), **report.files(self.experiment.study.name)}
         return PreparedBest(trained.trial_number, files)
 
+    def _objective_entries(self, trained: TrainedModel) -> dict[str, Any]:
+        """``model.json`` entries of multi-objective and constrained studies (none for a plain study)."""
+        study = self.experiment.study
+        entries: dict[str, Any] = {}
+        if study.multi_objective:
+            entries["objectives"] = [
+                {"metric": o.metric, "direction": o.direction, "value": v}
+                for o, v in zip(study.objectives, trained.values, strict=True)
+            ]
+        if study.constraints:
+            entries["constraints"] = dict(trained.constraints)
+            entries["feasible"] = trained.feasible
+        return entries
+
     def prepare(self, trial: optuna.Trial, trained: TrainedModel) -> None:
-        """Objective hook: if ``trained`` beats the best trial so far, build its files and attach them to ``trial``."""
-        if not _beats_best(trial.study, trained.value):
+        """Objective hook: if ``trained`` is feasible and beats the best trial so far (in a multi-objective study: no
+        trial on the Pareto front dominates it), build its files and attach them to ``trial``."""
+        if not trained.feasible:
+            return
+        if self.experiment.study.multi_objective:
+            if _dominated(trial.study, trained.values):
+                return
+        elif not _beats_best(trial.study, trained.value):
             return
         prepared = self.build(trained)
         self._prepared[trained.trial_number] = prepared
@@ -92,4 +130,25 @@ class BestModelPublisher:
         # Built here only when another worker's better trial was not yet complete when this one checked.
         return promote_best_files(
             self.paths, trained.trial_number, is_best, lambda: (prepared or self.build(trained)).files
+        )
+
+    def promote_front(self, trained: TrainedModel, front: Callable[[], Sequence[tuple[int, Sequence[float]]]]) -> bool:
+        """Multi-objective studies: bring ``best/`` in step with the Pareto front that ``front()`` reads under the
+        lock, writing ``trained``'s folder if it is on it (see :func:`hpo.pareto.promote_front_files`).
+
+        Returns:
+            True when ``best/`` now holds a folder for ``trained``.
+
+        Raises:
+            StudyError: ``best/`` cannot be written (it keeps its previous content).
+        """
+        prepared = self._prepared.pop(trained.trial_number, None)
+        study = self.experiment.study
+        return promote_front_files(
+            self.paths,
+            trained.trial_number,
+            front,
+            lambda: (prepared or self.build(trained)).files,
+            study.objectives,
+            [c.text for c in study.constraints],
         )

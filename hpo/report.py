@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.figures import StudyFigure, build_figures, write_png
+from hpo.figures import StudyFigure, build_figures, objective_names, write_png
 from hpo.overview import open_study
 from hpo.storage import redact_url
 
@@ -69,7 +69,7 @@ def write_report(
     study, paths, url = open_study(name, root, storage)
     out = out if out is not None else paths.study_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    metric = study.user_attrs.get("metric") or "Objective Value"
+    metric = objective_names(study)[0]
     figures = build_figures(study, metric)
     pngs = []
     for fig in figures:
@@ -130,8 +130,35 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str] | None = None) -
 
 
 def _best(study: optuna.Study) -> FrozenTrial | None:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return study.best_trial if complete else None
+    """The best feasible trial of a single-objective study (None: none yet, or a multi-objective study)."""
+    if len(study.directions) > 1 or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    try:
+        return study.best_trial
+    except ValueError:  # every completed trial is infeasible
+        return None
+
+
+def _front_section(study: optuna.Study) -> list[str]:
+    names = objective_names(study)
+    front = sorted(study.best_trials, key=lambda t: t.number)
+    goals = ", ".join(f"{d.name.lower()} {n}" for n, d in zip(names, study.directions, strict=True))
+    parts = [
+        f"<h2>Pareto front</h2><p>{html.escape(goals)}: {len(front)} Pareto-optimal feasible trial(s), each "
+        "with its weights in <code>best/trial_NNNN/</code>.</p>"
+    ]
+    if not front:
+        parts.append('<p class="missing">No feasible completed trial yet: run <code>hpo run</code>.</p>')
+        return parts
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ("trial", *names, "folder"))
+    rows = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in (t.number, *t.values))
+        + f"<td>best/trial_{t.number:04d}</td></tr>"
+        for t in front
+    )
+    parts.append(f"<table><tr>{head}</tr>{rows}</table>")
+    return parts
 
 
 def _page(
@@ -150,17 +177,21 @@ def _page(
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
     name = html.escape(study.study_name)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    goals = ", ".join(f"{d.name.lower()} {n}" for n, d in zip(objective_names(study), study.directions, strict=True))
     parts = [
         f"<h1>Study {name}</h1>",
-        f'<p class="sub">{html.escape(study.direction.name.lower())} {html.escape(metric)} &middot; trials: '
+        f'<p class="sub">{html.escape(goals)} &middot; trials: '
         f"{html.escape(', '.join(f'{n} {s}' for s, n in sorted(states.items())) or 'none')} &middot; "
         f"{html.escape(storage)} &middot; written {now}</p>",
-        "<h2>Best trial</h2>",
     ]
     best = _best(study)
-    if best is None:
+    if len(study.directions) > 1:
+        parts.extend(_front_section(study))
+    elif best is None:
+        parts.append("<h2>Best trial</h2>")
         parts.append('<p class="missing">No completed trial yet: run <code>hpo run</code> until one completes.</p>')
     else:
+        parts.append("<h2>Best trial</h2>")
         parts.append(_table([("trial", best.number), (metric, best.value)]))
         params = best.user_attrs.get("params", best.params)
         parts.append("<h3>Parameters</h3>" + _table(sorted(params.items()), ("parameter", "value")))

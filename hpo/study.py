@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import overview
@@ -30,6 +31,7 @@ __all__ = [
     "BestSummary",
     "RunResult",
     "TrialReport",
+    "best_summary",
     "count_finished",
     "describe_best",
     "load_study",
@@ -56,6 +58,8 @@ class TrialReport:
     best_value: float | None
     best_trial: int | None
     promoted: bool
+    values: tuple[float, ...] | None = None  # every objective's value (multi-objective studies)
+    front: tuple[int, ...] | None = None  # the Pareto front after this trial (multi-objective studies)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class RunResult:
     best_value: float | None
     best_dir: Path | None
     stopped_early: bool
+    front: tuple[int, ...] | None = None  # the Pareto-optimal trials (multi-objective studies)
 
 
 def count_finished(study: optuna.Study) -> int:
@@ -79,10 +84,18 @@ def count_finished(study: optuna.Study) -> int:
 
 
 def _best(study: optuna.Study) -> FrozenTrial | None:
+    """The best feasible trial of a single-objective study; None for none yet, or for a multi-objective study."""
+    if len(study.directions) > 1:
+        return None
     try:
         return study.best_trial
     except ValueError:
         return None
+
+
+def _front(study: optuna.Study) -> list[tuple[int, list[float]]]:
+    """(number, values) of the feasible Pareto-optimal trials of a multi-objective study, as the storage has it."""
+    return [(t.number, list(t.values)) for t in study.best_trials]
 
 
 def load_study(name: str, root: Path, storage: str | None) -> tuple[optuna.Study, StudyPaths, str]:
@@ -120,7 +133,9 @@ def open_study(
         storage=rdb,
         sampler=build_sampler(sampler_settings),
         pruner=build_pruner(settings.pruner),
-        direction=settings.direction,  # type: ignore[arg-type]
+        directions=[
+            StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in settings.directions
+        ],
         load_if_exists=True,
     )
     _check_compatible(study, experiment, url)
@@ -179,7 +194,7 @@ def run_study(
 
     ask_lock = AskLock(url, settings.name)
 
-    def claimed_objective(trial: optuna.Trial) -> float:
+    def claimed_objective(trial: optuna.Trial) -> float | list[float]:
         ask_lock.release()  # the trial exists now: the next worker may count it and ask
         # Without a lock spanning the workers, two of them may both have seen budget left: the later trial gives way.
         if budget is not None and not ask_lock.exclusive and _budget_taken(study, trial.number, budget):
@@ -193,15 +208,19 @@ def run_study(
         promoted = False
         trained, objective.last_trained = objective.last_trained, None
         if trial.state == TrialState.COMPLETE and trained is not None and trained.trial_number == trial.number:
-            promoted = publisher.promote(trained, lambda n: _is_best(study, n))
+            if settings.multi_objective:
+                promoted = publisher.promote_front(trained, lambda: _front(study))
+            elif trained.feasible:
+                promoted = publisher.promote(trained, lambda n: _is_best(study, n))
         if on_trial_end is not None:
             best = _best(study)
             reason = trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason")
+            complete = trial.state == TrialState.COMPLETE
             on_trial_end(
                 TrialReport(
                     trial.number,
                     trial.state.name.lower(),
-                    trial.value if trial.state == TrialState.COMPLETE else None,
+                    trial.values[0] if complete else None,
                     reason,
                     time.monotonic() - started,
                     count_finished(study),
@@ -209,6 +228,8 @@ def run_study(
                     best.value if best else None,
                     best.number if best else None,
                     promoted,
+                    tuple(trial.values) if complete and settings.multi_objective else None,
+                    tuple(n for n, _ in _front(study)) if settings.multi_objective else None,
                 )
             )
         started = time.monotonic()
@@ -245,7 +266,7 @@ def run_study(
 
 def _optimize_one(
     study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
+    objective: Callable[[optuna.Trial], float | list[float]],
     after_trial: Callable[[optuna.Study, FrozenTrial], None],
     paths: StudyPaths,
 ) -> None:
@@ -281,6 +302,7 @@ def study_result(
         best.value if best else None,
         paths.best if paths.best.exists() else None,
         stopped,
+        tuple(n for n, _ in _front(study)) if len(study.directions) > 1 else None,
     )
 
 
@@ -316,26 +338,51 @@ def _stuck_message(study: optuna.Study, url: str, running: int) -> str:
     )
 
 
+def _constrained(study: optuna.Study) -> bool:
+    return bool(study.user_attrs.get("constraints"))
+
+
 def _is_best(study: optuna.Study, number: int) -> bool:
     best = _best(study)
     return best is not None and best.number == number
 
 
 def _check_compatible(study: optuna.Study, experiment: Experiment, url: str) -> None:
-    """Refuse to resume a study that optimises another metric or direction."""
-    if study.direction.name.lower() != experiment.study.direction:
+    """Refuse to resume a study that optimises other metrics or directions, or under other constraints."""
+    settings = experiment.study
+    have = [d.name.lower() for d in study.directions]
+    if have != list(settings.directions):
+        shown = have[0] if len(have) == 1 else have
+        wanted = settings.direction if len(settings.directions) == 1 else list(settings.directions)
         raise StudyError(
-            f"{redact_url(url)}: study {study.study_name!r} already exists and is set to "
-            f"{study.direction.name.lower()}, but {experiment.file} asks to {experiment.study.direction}; "
-            "use another study name (--study) or the same direction"
+            f"{redact_url(url)}: study {study.study_name!r} already exists and is set to {shown}, but "
+            f"{experiment.file} asks to {wanted}; use another study name (--study) or the same "
+            f"{'direction' if len(have) == 1 else 'objectives and directions'}"
         )
-    recorded: Any = study.user_attrs.get("metric")
+    attrs = study.user_attrs
+    metrics = [o.metric for o in settings.objectives]
+    recorded: Any = attrs.get("objectives", [attrs["metric"]] if "metric" in attrs else None)
     if recorded is None:
-        study.set_user_attr("metric", experiment.study.metric)
-    elif recorded != experiment.study.metric:
+        study.set_user_attr("metric", settings.metric if len(metrics) == 1 else ", ".join(metrics))
+        if len(metrics) > 1:
+            study.set_user_attr("objectives", metrics)
+    elif recorded != metrics:
+        shown = recorded[0] if len(recorded) == 1 else recorded
+        asked = metrics[0] if len(metrics) == 1 else metrics
         raise StudyError(
-            f"{redact_url(url)}: study {study.study_name!r} already exists and optimises {recorded!r}, but "
-            f"{experiment.file} asks for {experiment.study.metric!r}; use another study name (--study) or that metric"
+            f"{redact_url(url)}: study {study.study_name!r} already exists and optimises {shown!r}, but "
+            f"{experiment.file} asks for {asked!r}; use another study name (--study) or "
+            f"{'that metric' if len(metrics) == 1 else 'those objectives, in that order'}"
+        )
+    wanted_constraints = [c.text for c in settings.constraints]
+    had: Any = attrs.get("constraints")
+    if had is None and (not wanted_constraints or not study.get_trials(deepcopy=False)):
+        study.set_user_attr("constraints", wanted_constraints)
+    elif (had or []) != wanted_constraints:
+        raise StudyError(
+            f"{redact_url(url)}: study {study.study_name!r} already exists with the constraints {had or []}, but "
+            f"{experiment.file} asks for {wanted_constraints}; the feasibility of its earlier trials was decided "
+            "by those, so use another study name (--study) or the same constraints"
         )
 
 
@@ -380,17 +427,34 @@ def describe_best(name: str, *, root: Path = Path("studies"), storage: str | Non
     here, or ``stale`` when it names another trial (its weights were written on another host sharing the storage).
 
     Raises:
-        StudyError: no such study, or no completed trial yet.
+        StudyError: no such study, no feasible completed trial yet, or a multi-objective study (see
+            :func:`hpo.front.describe_front`).
     """
     study, paths, url = load_study(name, root, storage)
+    return best_summary(study, paths, url)
+
+
+def best_summary(study: optuna.Study, paths: StudyPaths, url: str) -> BestSummary:
+    """The :class:`BestSummary` of an open single-objective study (see :func:`describe_best`).
+
+    Raises:
+        StudyError: no feasible completed trial yet, or a multi-objective study.
+    """
+    name = study.study_name
+    if len(study.directions) > 1:
+        raise StudyError(
+            f"study {name!r} in {redact_url(url)} has {len(study.directions)} objectives: it has a Pareto front "
+            "rather than one best trial; use hpo.front.describe_front (what `hpo best` shows)"
+        )
     best = _best(study)
     states: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
     if best is None:
         raise StudyError(
-            f"study {name!r} in {redact_url(url)} has no completed trial yet ({states or 'no trials'}); "
-            "run `hpo run` until one completes"
+            f"study {name!r} in {redact_url(url)} has no {'feasible ' if _constrained(study) else ''}completed "
+            f"trial yet ({states or 'no trials'}); run `hpo run` until one completes"
+            + (" that satisfies the study's constraints" if _constrained(study) else "")
         )
     status, folder = "missing", None
     if paths.best.exists():

@@ -36,12 +36,15 @@ __all__ = [
     "LoadedModel",
     "Predictor",
     "best_files",
+    "best_lock",
     "build_model_card",
     "load_model",
     "promote_best_files",
     "promote_best_weights",
+    "replace_best",
     "write_best_files",
     "write_best_weights",
+    "write_files",
 ]
 
 FORMAT = "hpo.model/1"
@@ -164,13 +167,28 @@ def write_best_files(paths: StudyPaths, files: Mapping[str, bytes]) -> Path:
     atomic rename (an exchange on Linux), so a reader sees the old set or the new set, never a mix or half a file.
     Call it with :func:`best_lock` held.
     """
+    return replace_best(paths, lambda folder: write_files(folder, files))
+
+
+def write_files(folder: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` (name -> content) into the existing ``folder``, fsyncing each file and then the folder."""
+    for name, content in files.items():
+        _write_file(folder / name, content)
+    _fsync_dir(folder)
+
+
+def replace_best(paths: StudyPaths, fill: Callable[[Path], None]) -> Path:
+    """Replace ``best/`` by a new folder that ``fill`` populates, in one atomic rename (see :func:`write_best_files`).
+
+    ``fill`` receives an empty temporary folder beside ``best/`` and must leave its content durable (fsynced, as
+    :func:`write_files` does, for sub-folders too). Call it with :func:`best_lock` held.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=".best-new-", dir=paths.study_dir))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; best/ should be as readable as its siblings
     try:
-        for name, content in files.items():
-            _write_file(tmp / name, content)
+        fill(tmp)
         _fsync_dir(tmp)
         if paths.best.exists() and _exchange(tmp, paths.best):
             pass  # tmp now holds the previous best/

@@ -137,3 +137,40 @@ def inference_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("inference") / "studies"
     run_study(parse_experiment(inference_space(), root.parent / "space.yaml"), root=root)
     return root
+
+
+def pareto_space(**study: Any) -> dict[str, Any]:
+    """A tiny two-objective search space: maximise AUROC, minimise the parameter count (0 to 2 hidden layers)."""
+    doc = tiny_space(
+        study={
+            "name": "pareto",
+            "n_trials": 8,
+            "objectives": [
+                {"metric": "val/auroc", "direction": "maximize"},
+                {"metric": "model/params", "direction": "minimize"},
+            ],
+            "sampler": {"name": "tpe", "seed": 3, "n_startup_trials": 4},
+            **study,
+        },
+        params={
+            "lr": {"type": "float", "low": 3e-3, "high": 3e-2, "log": True},
+            "n_layers": {"type": "int", "low": 0, "high": 2},
+            "hidden_size": {"type": "categorical", "choices": [4, 8, 16, 32]},
+            "optimizer": "adam",
+        },
+    )
+    del doc["study"]["pruner"]  # multi-objective: no pruner
+    del doc["params"]["momentum"]  # adam only
+    return doc
+
+
+@pytest.fixture(scope="session")
+def pareto_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root (``studies/``) of one finished two-objective study ``pareto``, shared by the tests that only read it:
+    do not modify it (copy it first)."""
+    from hpo.config import parse_experiment
+    from hpo.study import run_study
+
+    root = tmp_path_factory.mktemp("pareto") / "studies"
+    run_study(parse_experiment(pareto_space(), root.parent / "pareto.yaml"), root=root)
+    return root

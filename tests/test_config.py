@@ -6,7 +6,9 @@ import pytest
 import yaml
 
 from hpo.config import load_experiment
+from hpo.constraints import Constraint
 from hpo.errors import ConfigError
+from hpo.objectives import ObjectiveSpec
 from hpo.space import CategoricalParam, FixedParam, FloatParam, IntParam
 from tests.conftest import REPO, tiny_space
 
@@ -63,6 +65,35 @@ def test_missing_study_name_defaults_to_the_file_stem(write_space) -> None:
 def test_direction_defaults_to_the_metric_direction(write_space) -> None:
     exp = load_experiment(write_space(tiny_space(study={"metric": "val/loss"})))
     assert exp.study.direction == "minimize"
+
+
+def test_objectives_and_constraints(write_space) -> None:
+    doc = tiny_space(
+        study={
+            "objectives": [{"metric": "val/auroc", "direction": "maximize"}, "model/latency_ms"],
+            "constraints": ["val/recall >= 0.95", "model/params<=5e4"],
+            "sampler": {"name": "nsga2", "seed": 3, "population_size": 8},
+        }
+    )
+    del doc["study"]["pruner"]
+    study = load_experiment(write_space(doc)).study
+    assert study.objectives == (ObjectiveSpec("val/auroc", "maximize"), ObjectiveSpec("model/latency_ms", "minimize"))
+    assert (study.metric, study.direction, study.directions) == ("val/auroc", "maximize", ("maximize", "minimize"))
+    assert study.multi_objective and study.pruner.name == "none"  # Optuna does not prune multi-objective trials
+    assert study.constraints == (Constraint("val/recall", ">=", 0.95), Constraint("model/params", "<=", 50000.0))
+    assert [c.text for c in study.constraints] == ["val/recall >= 0.95", "model/params <= 50000"]
+    assert study.model_metrics == ("model/params", "model/latency_ms")
+    assert study.sampler.name == "nsga2" and study.sampler.seed == 3
+
+
+def test_a_single_objective_file_has_one_objective_and_may_have_constraints(write_space) -> None:
+    plain = load_experiment(write_space(tiny_space(study={"metric": "val/loss"}))).study
+    assert plain.objectives == (ObjectiveSpec("val/loss", "minimize"),) and not plain.multi_objective
+    assert plain.constraints == () and plain.model_metrics == () and plain.pruner.name == "none"
+    constrained = load_experiment(write_space(tiny_space(study={"constraints": ["model/params <= 1000"]}))).study
+    assert not constrained.multi_objective and constrained.model_metrics == ("model/params",)
+    one = load_experiment(write_space(tiny_space(study={"objectives": [{"metric": "val/f1"}]}))).study
+    assert (one.metric, one.direction, one.multi_objective) == ("val/f1", "maximize", False)
 
 
 def test_overrides(write_space) -> None:
@@ -135,10 +166,57 @@ BAD = [
     ({"data": {"validation_fraction": 1.5}}, "data.validation_fraction: must be a number between 0 and 1"),
     ({"data": {"path": "x.csv"}}, "data: give either source"),
     ({"data": {"colums": ["a"]}}, "data.colums: unknown key"),
+    # several objectives and constraints
+    ({"study": {"objectives": "val/auroc"}}, "study.objectives: must be a non-empty list"),
+    ({"study": {"objectives": []}}, "study.objectives: must be a non-empty list"),
+    ({"study": {"objectives": [{"metric": "val/auroc"}, {"metric": "size"}]}}, "study.objectives[1].metric: must be"),
+    (
+        {"study": {"objectives": [{"metric": "val/auroc"}, {"metric": "model/params", "direction": "down"}]}},
+        "study.objectives[1].direction: must be 'maximize' or 'minimize', got 'down'",
+    ),
+    (
+        {"study": {"objectives": [{"metric": "val/auroc"}, {"metric": "val/auroc", "direction": "minimize"}]}},
+        "study.objectives[1].metric: val/auroc is already an objective",
+    ),
+    (
+        {"study": {"objectives": [{"metric": "val/auroc", "weight": 2}]}},
+        "study.objectives[0].weight: unknown key",
+    ),
+    ({"study": {"objectives": [3]}}, "study.objectives[0]: must be a mapping with metric and direction"),
+    (
+        {"study": {"objectives": [{"metric": "model/params"}, {"metric": "val/auroc"}]}},
+        "study.objectives[0].metric: the first objective must be a validation metric",
+    ),
+    (
+        {"study": {"metric": "val/auroc", "objectives": [{"metric": "val/auroc"}, {"metric": "model/params"}]}},
+        "study.metric: cannot be combined with study.objectives",
+    ),
+    (
+        {"study": {"objectives": ["val/auroc", "model/params"], "pruner": {"name": "median"}}},
+        "study.pruner: Optuna does not prune multi-objective trials",
+    ),
+    ({"study": {"constraints": "val/recall >= 0.9"}}, "study.constraints: must be a list of constraints"),
+    ({"study": {"constraints": ["val/recall > 0.9"]}}, "study.constraints[0]: 'val/recall > 0.9' uses '>'"),
+    ({"study": {"constraints": ["recall >= 0.9"]}}, "study.constraints[0]: 'recall >= 0.9' names an unknown metric"),
+    ({"study": {"constraints": ["val/recall >= high"]}}, "study.constraints[0]: 'val/recall >= high' compares with"),
+    ({"study": {"constraints": ["val/recall"]}}, "study.constraints[0]: cannot read 'val/recall'"),
+    ({"study": {"constraints": [0.95]}}, "study.constraints[0]: must be a string"),
+    ({"study": {"constraints": ["val/recall >= 1.5"]}}, "study.constraints[0]: 'val/recall >= 1.5' can never"),
+    ({"study": {"constraints": ["model/params <= inf"]}}, "study.constraints[0]: 'model/params <= inf' has a bound"),
+    (
+        {"study": {"constraints": ["model/params >= 1000", "model/params <= 500"]}},
+        "study.constraints: 'model/params >= 1000' and 'model/params <= 500' contradict each other",
+    ),
+    (
+        {"study": {"constraints": ["val/recall >= 0.9", "val/recall >= 0.8"]}},
+        "study.constraints[1]: val/recall already has a >= bound",
+    ),
+    ({"study": {"sampler": {"name": "nsga2", "population": 10}}}, "study.sampler.population: unknown option"),
+    ({"study": {"sampler": {"name": "nsga2", "population_size": 1}}}, "study.sampler: invalid options for 'nsga2'"),
 ]
 
 
-@pytest.mark.parametrize(("change", "expected"), BAD, ids=[b[1][:40] for b in BAD])
+@pytest.mark.parametrize(("change", "expected"), BAD, ids=[b[1][:60] for b in BAD])
 def test_bad_documents_name_the_file_and_key(write_space, change, expected) -> None:
     doc = tiny_space(**change)
     path = write_space(doc)

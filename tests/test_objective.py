@@ -82,3 +82,49 @@ def test_reports_every_epoch_and_returns_best_epoch(objective) -> None:
     assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
     assert trial.value == max(trial.intermediate_values.values())
     assert not math.isnan(trial.value)
+
+
+def test_multi_objective_trial_returns_every_objective_and_records_constraints(objective) -> None:
+    obj = objective(
+        study={
+            "objectives": ["val/auroc", {"metric": "model/params"}, {"metric": "model/latency_ms"}],
+            "constraints": ["val/recall >= 0.5", "model/params <= 100"],
+            "pruner": {"name": "none"},
+        }
+    )
+    trial = optuna.trial.FixedTrial({"lr": 0.01, "n_layers": 1, "optimizer": "adam"}, number=3)
+    values = obj(trial)
+    trained = obj.last_trained
+    assert trained is not None and isinstance(values, list) and len(values) == 3
+    auroc, params, latency = values
+    assert auroc == trained.value == trained.metrics["val/auroc"]  # the best epoch by the first objective
+    assert params == 30 * 16 + 16 + 16 + 1 and latency > 0
+    assert trained.values == (auroc, params, latency)
+    recall = trained.metrics["val/recall"]
+    assert trial.constraints == {"val/recall >= 0.5": pytest.approx(0.5 - recall), "model/params <= 100": params - 100}
+    assert trained.constraints == trial.constraints and not trained.feasible
+
+    scalars, _, declared = read_tensorboard_run(obj.paths.tensorboard_dir / "trial_0003")
+    assert {"hp/params", "hp/latency_ms", "hp_metric", "hp/recall", "hp/precision"} <= set(declared)
+    last = max(step for step, _ in scalars["hp_metric"])  # the step after the last epoch
+    assert scalars["hp/params"][-1] == (last, params) and scalars["hp/auroc"][-1] == (last, pytest.approx(auroc))
+    assert scalars["hp/latency_ms"][-1][1] == pytest.approx(latency)
+
+
+def test_a_multi_objective_study_reports_no_epochs_to_optuna(objective) -> None:
+    obj = objective(study={"objectives": ["val/loss", "model/params"], "pruner": {"name": "none"}})
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    study.optimize(obj, n_trials=1)  # Trial.report would raise for a multi-objective study
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.intermediate_values == {}
+    assert trial.values == [trial.user_attrs["metrics"]["val/loss"], trial.user_attrs["metrics"]["model/params"]]
+
+
+def test_a_single_objective_study_logs_model_metrics_only_when_it_uses_them(objective) -> None:
+    obj = objective(study={"constraints": ["model/params <= 10000"]})
+    value = obj(optuna.trial.FixedTrial({"lr": 0.01, "n_layers": 1, "optimizer": "adam"}, number=1))
+    assert isinstance(value, float) and obj.last_trained is not None and obj.last_trained.feasible
+    scalars, _, declared = read_tensorboard_run(obj.paths.tensorboard_dir / "trial_0001")
+    assert "hp/params" in declared and "hp/latency_ms" not in declared
+    assert [step for step, _ in scalars["hp/auroc"]] == [0, 0, 1, 2]  # unchanged: no extra point
+    assert scalars["hp/params"][-1] == (3, 30 * 16 + 16 + 16 + 1)

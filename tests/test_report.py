@@ -100,3 +100,28 @@ def test_report_command(tiny_study: Path, tmp_path: Path) -> None:
     assert written["missing"] == {} and len(written["pngs"]) == 4
     missing = run_hpo(["report", "--study", "nope"], cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.startswith("error: ")
+
+
+def test_report_of_a_multi_objective_study_draws_the_pareto_front(pareto_study: Path, tmp_path: Path) -> None:
+    result = write_report("pareto", root=pareto_study, out=tmp_path / "out")
+    assert result.plots == [
+        "optimization_history",
+        "param_importances",
+        "parallel_coordinate",
+        "slice",
+        "pareto_front",
+    ]
+    assert result.missing == {
+        "intermediate_values": "Optuna records no per-epoch values for multi-objective trials (they are not pruned); "
+        "the learning curves are in TensorBoard (`hpo tensorboard`)"
+    }
+    png = tmp_path / "out" / "pareto_front.png"
+    assert png in result.pngs and png.read_bytes()[:8] == PNG_MAGIC
+    page = result.index.read_text(encoding="utf-8")
+    assert 'id="plot-pareto_front"' in page and "maximize val/auroc, minimize model/params" in page
+    study = optuna.load_study(study_name="pareto", storage=f"sqlite:///{pareto_study}/pareto/study.db")
+    front = page[page.index("<h2>Pareto front</h2>") :]
+    for trial in study.best_trials:
+        assert f"<td>best/trial_{trial.number:04d}</td>" in front
+    plot = page[page.index('id="plot-pareto_front"') :].replace("\\u002f", "/")  # plotly's JSON escapes "/"
+    assert '"text":"val/auroc"' in plot and '"text":"model/params"' in plot  # the axes are named by the metrics

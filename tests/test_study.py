@@ -217,3 +217,44 @@ def test_asking_for_a_missing_gpu_is_refused_before_anything_is_written(write_sp
     # auto falls back to the CPU
     auto = load_experiment(write_space(tiny_space(training={"accelerator": "auto"})))
     assert run_study(auto.with_overrides(n_trials=1), root=tmp_path / "studies").finished == 1
+
+
+def test_a_constrained_study_never_promotes_an_infeasible_trial(write_space, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    # One hidden layer of 4, 8, 16, 32 or 64 units: 129 to 2049 parameters; only 4 units fit under 200. With this seed
+    # the sampler proposes 8, 32, 32, 8, 4, 8 units: five infeasible trials, and the feasible one comes fifth.
+    doc = tiny_space(
+        study={"n_trials": 6, "constraints": ["model/params <= 200"], "sampler": {"name": "random", "seed": 2}},
+        params={"hidden_size": {"type": "categorical", "choices": [4, 8, 16, 32, 64]}, "n_layers": 1},
+    )
+    doc["params"].update(optimizer="adam")
+    del doc["params"]["momentum"]
+    states: list[tuple[int, bool, bool]] = []
+    run_study(
+        load_experiment(write_space(doc)),
+        root=root,
+        on_trial_end=lambda r: states.append((r.number, r.promoted, (root / "tiny" / "best").exists())),
+    )
+    study = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny"))
+    violation = {t.number: t.constraints["model/params <= 200"] for t in study.trials}
+    feasible = [n for n, v in violation.items() if v <= 0]
+    assert len(feasible) == 1 and len(violation) == 6
+    assert study.best_trial.number == feasible[0]  # Optuna's own rule: the best feasible trial
+    assert max(t.value for t in study.trials) > study.best_trial.value  # better, but infeasible, trials exist
+    assert [(n, promoted) for n, promoted, _ in states] == [(n, n == feasible[0]) for n in range(6)]
+    assert [exists for n, _, exists in states] == [n >= feasible[0] for n in range(6)]  # no best/ before it
+    card = json.loads((root / "tiny" / "best" / "model.json").read_text())
+    assert card["trial"] == feasible[0] and card["feasible"] is True
+    assert card["constraints"] == {"model/params <= 200": -71.0} and card["metrics"]["model/params"] == 129.0
+    summary = describe_best("tiny", root=root)
+    assert summary.trial == feasible[0]
+
+
+def test_a_constrained_study_without_a_feasible_trial_has_no_best(write_space, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    doc = tiny_space(study={"n_trials": 2, "constraints": ["model/params <= 10"]}, training={"max_epochs": 1})
+    result = run_study(load_experiment(write_space(doc)), root=root)
+    assert result.best_trial is None and result.best_dir is None
+    assert not (root / "tiny" / "best").exists()
+    with pytest.raises(StudyError, match="no feasible completed trial yet"):
+        describe_best("tiny", root=root)

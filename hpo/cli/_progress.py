@@ -24,9 +24,12 @@ __all__ = ["TrialProgress"]
 class TrialProgress:
     """Show done/total, the best value so far and an ETA while a study runs."""
 
-    def __init__(self, study: str, budget: int | None, metric: str, out: TextIO) -> None:
+    def __init__(
+        self, study: str, budget: int | None, metric: str, out: TextIO, objectives: tuple[str, ...] = ()
+    ) -> None:
         self.study = study
         self.metric = metric
+        self.objectives = objectives  # several: a multi-objective study, whose progress shows its Pareto front
         self.out = out
         self.console = Console(file=out)
         self._progress: Progress | None = None
@@ -53,14 +56,25 @@ class TrialProgress:
     def update(self, report: TrialReport) -> None:
         best = "-" if report.best_value is None else f"{report.best_value:.5g} (#{report.best_trial})"
         if self._progress is not None and self._task is not None:
+            if report.front is not None:
+                best = f"Pareto front of {len(report.front)}"
             self._progress.update(self._task, completed=report.finished, total=report.budget, best=best)
             return
-        value = f"{report.value:.6g}" if report.value is not None else "-"
+        if report.front is not None:
+            best = f"front {list(report.front)}"
+        value = f"{self.metric}={report.value:.6g}" if report.value is not None else f"{self.metric}=-"
+        if len(self.objectives) > 1:
+            shown = report.values or (None,) * len(self.objectives)
+            value = " ".join(
+                f"{m}={'-' if v is None else f'{v:.6g}'}" for m, v in zip(self.objectives, shown, strict=True)
+            )
         budget = f"/{report.budget}" if report.budget else ""
         reason = f" ({report.reason})" if report.reason else ""
         saved = " [new best, weights saved]" if report.promoted else ""
+        if report.promoted and report.front is not None:
+            saved = " [on the Pareto front, weights saved]"
         print(
-            f"trial {report.number:4d} {report.state:8s} {self.metric}={value} best={best} "
+            f"trial {report.number:4d} {report.state:8s} {value} best={best} "
             f"done={report.finished}{budget} {report.seconds:.1f}s{saved}{reason}",
             file=self.out,
             flush=True,

@@ -1,14 +1,19 @@
-"""``hpo best``: show the best trial of a study and where its weights are."""
+"""``hpo best``: show the best trial of a study (or the Pareto front of a multi-objective one) and where its weights
+are."""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root_option, storage_option
+
+if TYPE_CHECKING:
+    from hpo.front import FrontSummary
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -20,16 +25,23 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root
 def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> None:
     """Show the best trial of a study (from its storage) and where its weights are.
 
+    For a multi-objective study: a table of the Pareto front (feasible trials only), one row per trial with each
+    objective, its feasibility and the folder holding its weights (best/trial_NNNN).
+
     \b
     Example:
       hpo best --study default --json
+      hpo best --study pareto
     """
+    from hpo.front import FrontSummary, describe_study
     from hpo.paths import validate_study_name
-    from hpo.study import describe_best
     from hpo.validation_report import read_saved_inference
 
     quiet_libraries()
-    summary = describe_best(validate_study_name(study_name, "--study"), root=root, storage=storage)
+    summary = describe_study(validate_study_name(study_name, "--study"), root=root, storage=storage)
+    if isinstance(summary, FrontSummary):
+        _print_front(summary, as_json)
+        return
     saved = read_saved_inference(summary.weights_dir) if summary.weights_dir is not None else None
     if as_json:
         click.echo(json.dumps({**summary.to_json(), "inference": saved.to_json() if saved else None}, indent=2))
@@ -70,6 +82,52 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
             f"Calibration: {scaling}Brier {c['brier']:.4f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f} "
             f"(see {summary.weights_dir}/calibration.json, reliability.png)"
         )
+
+
+def _print_front(summary: FrontSummary, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2))
+        return
+    states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
+    goals = ", ".join(f"{d} {m}" for m, d in summary.objectives)
+    click.echo(f"Study:   {summary.study} ({goals}; trials: {states})")
+    click.echo(f"Storage: {summary.storage}")
+    if summary.constraints:
+        click.echo(f"Constraints: {', '.join(summary.constraints)}")
+    if not summary.rows:
+        click.echo("Pareto front: empty (no feasible completed trial yet); run `hpo run` until one completes.")
+        return
+    click.echo(f"Pareto front: {len(summary.rows)} trial(s)")
+    header = ("trial", *(m for m, _ in summary.objectives), "feasible", "folder")
+    rows = [
+        (
+            str(row.trial),
+            *(_number(row.values[m]) for m, _ in summary.objectives),
+            "yes" if row.feasible else "no",
+            str(row.folder) if row.folder else f"not here: on {_host(row.worker)}",
+        )
+        for row in summary.rows
+    ]
+    console = Console()
+    if console.is_terminal:
+        table = Table(*header, header_style="bold")
+        for cells in rows:
+            table.add_row(*cells)
+        console.print(table)
+    else:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for cells in [header, *rows]:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    click.echo(
+        "Load one: hpo.load_best(study, trial=N), or a rule such as maximize='val/auroc', where='model/params <= 50000'"
+    )
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}" if isinstance(value, float) and math.isfinite(value) else str(value)
 
 
 def _host(worker: str | None) -> str:

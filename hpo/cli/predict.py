@@ -14,6 +14,9 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
 @click.argument("input_csv", type=click.Path(path_type=Path))
 @click.option("--study", "study_name", help="Use the best model of this study (default: 'default').")
 @click.option(
+    "--trial", type=int, help="With --study: the trial to use, e.g. one of a Pareto front (hpo best lists it)."
+)
+@click.option(
     "--model",
     "model_dir",
     type=click.Path(path_type=Path),
@@ -32,6 +35,7 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
 def predict(
     input_csv: Path,
     study_name: str | None,
+    trial: int | None,
     model_dir: Path | None,
     output: Path | None,
     root: Path,
@@ -49,17 +53,24 @@ def predict(
     Example:
       hpo predict --study default new_patients.csv -o scored.csv
       hpo predict --model studies/default/best new_patients.csv
+      hpo predict --study pareto --trial 11 new_patients.csv
     """
     from hpo.errors import ConfigError
 
     if study_name is not None and model_dir is not None:
         raise ConfigError("--study and --model: give one of them (a study's best model, or a model folder)")
+    if trial is not None and model_dir is not None:
+        raise ConfigError(
+            "--trial and --model: --trial picks a trial of --study's best/; a --model folder is one model"
+        )
     from hpo import load_best
     from hpo.prediction_file import predict_csv
     from hpo.weights import load_model
 
     predictor = (
-        load_model(model_dir, device) if model_dir is not None else load_best(study_name or "default", root, device)
+        load_model(model_dir, device)
+        if model_dir is not None
+        else load_best(study_name or "default", root, device, trial=trial)
     )
     summary = predict_csv(predictor, input_csv, output)
     if as_json:

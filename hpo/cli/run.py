@@ -111,6 +111,14 @@ def run(
     )
     # The heavy imports (torch, Lightning) come after the file is validated, so bad input fails fast.
     quiet_libraries()
+    from hpo.workers import WORKER_INDEX_ENV
+
+    if experiment.study.multi_objective and WORKER_INDEX_ENV not in os.environ:
+        click.echo(
+            f"note: {len(experiment.study.objectives)} objectives: pruning is off (Optuna does not prune "
+            "multi-objective trials); best/ keeps one folder per Pareto-optimal trial",
+            err=True,
+        )
     interrupts = _Interrupts()
     out = sys.stderr if as_json else sys.stdout
     if workers > 1:
@@ -121,8 +129,6 @@ def run(
         result, code = _run_workers(experiment, root, storage, workers, threads, argv, interrupts, out)
     else:
         result, code = _run_here(experiment, root, storage, threads, interrupts, out)
-    from hpo.workers import WORKER_INDEX_ENV
-
     if WORKER_INDEX_ENV not in os.environ:  # a worker's parent prints the summary of all of them
         _print_result(result, experiment, root, as_json)
     if result.stopped_early:
@@ -139,7 +145,13 @@ def _run_here(
 
     worker_index = int(os.environ.get(WORKER_INDEX_ENV, "0") or 0)
     with (
-        TrialProgress(experiment.study.name, experiment.study.n_trials, experiment.study.metric, out) as progress,
+        TrialProgress(
+            experiment.study.name,
+            experiment.study.n_trials,
+            experiment.study.metric,
+            out,
+            tuple(o.metric for o in experiment.study.objectives),
+        ) as progress,
         interrupts.installed(),
     ):
         try:
@@ -217,10 +229,17 @@ def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json
             "best_dir": str(result.best_dir) if result.best_dir else None,
             "stopped_early": result.stopped_early,
         }
+        if result.front is not None:
+            payload["pareto_front"] = list(result.front)
         click.echo(json.dumps(payload, indent=2))
         return
     budget = f"/{result.budget}" if result.budget else ""
     click.echo(f"Study {result.study!r}: {result.finished}{budget} trials finished ({result.ran} in this run).")
+    if result.front is not None:
+        click.echo(
+            f"Pareto front: trials {list(result.front)}; weights in {root / result.study / 'best'}/trial_NNNN "
+            f"(hpo best --study {result.study} lists them)"
+        )
     if result.best_trial is not None:
         click.echo(
             f"Best {experiment.study.metric} = {result.best_value:.6g} (trial {result.best_trial}); "

@@ -46,7 +46,11 @@ def studies(root: Path, storage: str | None, as_json: bool) -> None:
             s.name,
             f"{s.direction} {s.metric or ''}".strip(),
             ", ".join(f"{n} {state}" for state, n in s.trials.items()) or "none",
-            "-" if s.best_value is None else f"{s.best_value:.6g} (#{s.best_trial})",
+            f"front of {s.pareto_front}"
+            if s.pareto_front is not None
+            else "-"
+            if s.best_value is None
+            else f"{s.best_value:.6g} (#{s.best_trial})",
             s.last_update.strftime("%Y-%m-%d %H:%M:%S") if s.last_update else "-",
         )
         for s in found
