@@ -63,7 +63,7 @@ class StudySettings:
     n_trials: int | None = 20
     timeout: float | None = None
     sampler: AlgorithmSettings = AlgorithmSettings("tpe")  # noqa: RUF009 - frozen, so sharing it is safe
-    pruner: AlgorithmSettings = AlgorithmSettings("median")  # noqa: RUF009 - frozen, so sharing it is safe
+    pruner: AlgorithmSettings = AlgorithmSettings("percentile")  # noqa: RUF009 - frozen, so sharing it is safe
     heartbeat_interval: int = 10
     grace_period: int = 30
     objectives: tuple[ObjectiveSpec, ...] = ()
