@@ -8,15 +8,16 @@ import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from hpo.batches import TensorBatches
-from hpo.config import Experiment
+from hpo.config import Experiment, TrainingSettings
 from hpo.constraints import feasible
 from hpo.data import PreparedData
 from hpo.errors import ConfigError
@@ -26,7 +27,7 @@ from hpo.outcome import OutcomeCallback
 from hpo.paths import StudyPaths
 from hpo.training import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
 
-__all__ = ["DEFAULTS", "Objective", "TrainedModel", "resolve_params", "training_device"]
+__all__ = ["DEFAULTS", "Objective", "TrainedModel", "build_trainer", "resolve_params", "training_device"]
 
 #: Values used for a hyperparameter that the search space leaves out (batch_size comes from ``training``).
 DEFAULTS: dict[str, Any] = {
@@ -86,6 +87,29 @@ def training_device(accelerator: str, where: str = "training.accelerator") -> to
             "for your GPU"
         )
     return torch.device(device)
+
+
+def build_trainer(
+    training: TrainingSettings, logger: Logger | bool, callbacks: list[pl.Callback], root_dir: Path
+) -> pl.Trainer:
+    """The Lightning ``Trainer`` of one trial: lean settings (no checkpoints, summary, progress bar or sanity check)
+    and no SIGTERM handler of its own (the CLI finishes the running trial on the first SIGTERM, as on Ctrl-C)."""
+    trainer = pl.Trainer(
+        max_epochs=training.max_epochs,
+        accelerator=training.accelerator,
+        devices=1,
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        precision="32-true",  # BinaryClassifier steps the plain torch optimizer (no loss scaling)
+        default_root_dir=str(root_dir),
+    )
+    trainer._signal_connector.register_signal_handlers = lambda: None  # type: ignore[method-assign]
+    return trainer
 
 
 def resolve_params(sampled: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
@@ -174,23 +198,7 @@ class Objective:
             with warnings.catch_warnings(), _QuietLightning():
                 warnings.filterwarnings("ignore", module="pytorch_lightning")
                 warnings.filterwarnings("ignore", module="lightning_fabric")
-                trainer = pl.Trainer(
-                    max_epochs=exp.training.max_epochs,
-                    accelerator=exp.training.accelerator,
-                    devices=1,
-                    logger=logger,
-                    callbacks=callbacks,
-                    enable_checkpointing=False,
-                    enable_model_summary=False,
-                    enable_progress_bar=False,
-                    num_sanity_val_steps=0,
-                    log_every_n_steps=1,
-                    precision="32-true",  # BinaryClassifier steps the plain torch optimizer (no loss scaling)
-                    default_root_dir=str(self.paths.study_dir),
-                )
-                # Lightning aborts fit on SIGTERM; hpo instead lets the caller's handler decide (the CLI finishes
-                # the running trial on the first SIGTERM, exactly as on the first Ctrl-C).
-                trainer._signal_connector.register_signal_handlers = lambda: None  # type: ignore[method-assign]
+                trainer = build_trainer(exp.training, logger, callbacks, self.paths.study_dir)
                 trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         except NonFiniteLossError as exc:
             trial.set_user_attr("pruned_reason", str(exc))

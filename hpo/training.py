@@ -140,6 +140,10 @@ class OptunaPruningCallback(pl.Callback):
         self.trial = trial
         self.monitor = monitor
         self.pruned_epoch: int | None = None
+        # Asking costs a read of the trial (and, for most pruners, of the study) from the storage every epoch: not
+        # worth it when the study's pruner never prunes. The values are reported either way (learning curves).
+        study = getattr(trial, "study", None)  # a FixedTrial has none
+        self._asks = study is None or not isinstance(study.pruner, optuna.pruners.NopPruner)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -147,7 +151,7 @@ class OptunaPruningCallback(pl.Callback):
         value = float(pl_module.last_metrics[self.monitor])  # type: ignore[index]
         epoch = trainer.current_epoch
         self.trial.report(value, step=epoch)
-        if self.trial.should_prune():
+        if self._asks and self.trial.should_prune():
             self.pruned_epoch = epoch
             trainer.should_stop = True
 
