@@ -139,11 +139,19 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.stdout.split()]
 
 
-def _wait_for(predicate, timeout: float = 120) -> None:
+def _wait_for(predicate, timeout: float = 120, process: subprocess.Popen | None = None) -> None:
+    """Poll ``predicate``; fail with ``process``'s output if it ends first or when ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
+        ended = process is not None and process.poll() is not None
+        if ended or time.monotonic() > deadline:
+            detail = ""
+            if process is not None:
+                if not ended:
+                    process.kill()
+                out, err = process.communicate(timeout=30)
+                detail = f"; exit code {process.returncode}, stdout: {out[-1500:]!r}, stderr: {err[-3000:]!r}"
+            raise AssertionError(f"timed out waiting{detail}" if not ended else f"the process ended first{detail}")
         time.sleep(0.2)
 
 
@@ -259,7 +267,7 @@ def test_sigint_to_workers_then_rerun_finishes_exactly_n_trials(tmp_path: Path) 
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(lambda: _count(db, "stopw", TrialState.COMPLETE) >= 1)
+    _wait_for(lambda: _count(db, "stopw", TrialState.COMPLETE) >= 1, timeout=240, process=parent)
     parent.send_signal(signal.SIGINT)
     _, err = parent.communicate(timeout=300)
     assert parent.returncode == 130, err

@@ -85,8 +85,7 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
 
 
 def _print_front(summary: FrontSummary, as_json: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from hpo.cli._table import print_table
 
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))
@@ -111,16 +110,7 @@ def _print_front(summary: FrontSummary, as_json: bool) -> None:
         )
         for row in summary.rows
     ]
-    console = Console()
-    if console.is_terminal:
-        table = Table(*header, header_style="bold")
-        for cells in rows:
-            table.add_row(*cells)
-        console.print(table)
-    else:
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        for cells in [header, *rows]:
-            click.echo("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    print_table(header, rows)
     click.echo(
         "Load one: hpo.load_best(study, trial=N), or a rule such as maximize='val/auroc', where='model/params <= 50000'"
     )

@@ -28,9 +28,7 @@ def studies(root: Path, storage: str | None, as_json: bool) -> None:
     Example:
       hpo studies --json
     """
-    from rich.console import Console
-    from rich.table import Table
-
+    from hpo.cli._table import print_table
     from hpo.overview import list_studies
 
     quiet_libraries()
@@ -56,13 +54,4 @@ def studies(root: Path, storage: str | None, as_json: bool) -> None:
         for s in found
     ]
     header = ("study", "direction", "trials", "best", "last update")
-    console = Console()
-    if console.is_terminal:
-        table = Table(*header, header_style="bold")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        return
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(header, rows)
