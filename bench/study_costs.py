@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 import time
@@ -112,6 +113,8 @@ def optuna_floor_at(existing: int, measured: int) -> float:
 def lightning_only(exp: Experiment, data: PreparedData, params: dict[str, Any], seed: int) -> None:
     """The training part of a trial with nothing else: the same module, callbacks and Trainer settings as
     :class:`hpo.objective.Objective`, but no Optuna trial, no storage and no TensorBoard logger."""
+    for name in ("pytorch_lightning", "lightning_fabric"):  # no start-up banners, as in hpo's own trials
+        logging.getLogger(name).setLevel(logging.WARNING)
     pl.seed_everything(seed, workers=False, verbose=False)
     params = resolve_params(params, exp)
     kwargs = {k: params[k] for k in ("n_layers", "hidden_size", "dropout", "activation")}
