@@ -14,7 +14,7 @@ import torch
 from hpo.config import DataSettings
 from hpo.errors import DataError
 
-__all__ = ["PreparedData", "Standardization", "load_data", "split_rows"]
+__all__ = ["PreparedData", "Standardization", "load_data", "read_csv_header", "split_rows"]
 
 Label = str | int | bool
 #: More feature columns than this is almost always a mistake (a transposed file, an index saved as columns).
@@ -64,19 +64,37 @@ def _rows_text(rows: Sequence[int] | np.ndarray) -> str:
     return f"line{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV file with a header row, refusing what pandas would silently repair."""
+def read_csv_header(path: Path, *, missing: str, folder: str, empty: str) -> list[str]:
+    """The header row of the CSV file ``path``.
+
+    Raises:
+        DataError: no such file, a folder, not UTF-8, an unreadable or empty header; ``missing``, ``folder`` and
+            ``empty`` are the messages' second halves, saying how to fix it where the file came from.
+    """
     if not path.exists():
-        raise DataError(f"{path}: no such data file; check data.path (relative paths start in the current folder)")
+        raise DataError(f"{path}: {missing}")
     if path.is_dir():
-        raise DataError(f"{path}: is a folder; data.path must be a CSV file")
+        raise DataError(f"{path}: is a folder; {folder}")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: the header line cannot be read as CSV ({exc})") from None
     if not header or all(not h.strip() for h in header):
-        raise DataError(f"{path}: is empty; a CSV with a header row and at least one data row is needed")
+        raise DataError(f"{path}: is empty; {empty}")
+    return header
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV file with a header row, refusing what pandas would silently repair."""
+    header = read_csv_header(
+        path,
+        missing="no such data file; check data.path (relative paths start in the current folder)",
+        folder="data.path must be a CSV file",
+        empty="a CSV with a header row and at least one data row is needed",
+    )
     seen: set[str] = set()
     for name in header:
         if name in seen:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import tempfile
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from hpo.data import read_csv_header
 from hpo.errors import DataError
 from hpo.feature_checks import ValueProblems, check_columns, feature_values
 from hpo.predictor import Predictor
@@ -51,23 +51,6 @@ def default_output_path(input_path: Path) -> Path:
     return input_path.with_name(f"{input_path.stem}.predictions.csv")
 
 
-def _read_header(path: Path) -> list[str]:
-    if not path.exists():
-        raise DataError(f"{path}: no such file; pass the CSV file to predict")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; pass a CSV file")
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
-    except csv.Error as exc:
-        raise DataError(f"{path}: the header line cannot be read as CSV ({exc})") from None
-    if not header or all(not h.strip() for h in header):
-        raise DataError(f"{path}: is empty; a CSV with a header row naming the feature columns is needed")
-    return header
-
-
 def predict_csv(
     predictor: Predictor, input_path: Path, output_path: Path | None = None, chunk_rows: int = CHUNK_ROWS
 ) -> PredictionSummary:
@@ -85,7 +68,12 @@ def predict_csv(
     input_path = Path(input_path)
     output_path = Path(output_path) if output_path is not None else default_output_path(input_path)
     where = str(input_path)
-    header = _read_header(input_path)
+    header = read_csv_header(
+        input_path,
+        missing="no such file; pass the CSV file to predict",
+        folder="pass a CSV file",
+        empty="a CSV with a header row naming the feature columns is needed",
+    )
     check_columns(header, predictor.feature_names, predictor.ignored_columns, where)
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise DataError(f"{output_path}: is the input file; choose another output path (-o)")

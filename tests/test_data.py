@@ -109,6 +109,12 @@ def test_not_utf8_and_missing_file(write_csv, tmp_path: Path) -> None:
         load_data(csv_settings(tmp_path / "missing.csv"))
 
 
+def test_header_the_csv_module_cannot_read_is_a_data_error(write_csv) -> None:
+    path = write_csv(("x" * 200_000 + ",y\n1,0\n").encode())  # a header cell beyond csv's field size limit
+    with pytest.raises(DataError, match=r"the header line cannot be read as CSV \(field larger than field limit"):
+        load_data(csv_settings(path))
+
+
 def test_listed_features_and_id_columns(write_csv) -> None:
     text = "id,a,b,name,y\n" + "".join(f"{i},{i},{-i},n{i},{i % 2}\n" for i in range(10))
     data = load_data(csv_settings(write_csv(text), id_columns=("id", "name")))
