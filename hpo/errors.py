@@ -14,7 +14,7 @@ def key_path(where: str, key: object) -> str:
 
     ``where`` ending in ``:`` (a file name) gets a space instead of a dot.
     """
-    text = key if isinstance(key, str) and _PLAIN_KEY.match(key) else repr(key)[:80]
+    text = key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else repr(key)[:80]
     return f"{where} {text}" if where.endswith(":") else f"{where}.{text}"
 
 

@@ -52,7 +52,7 @@ def front_folders(best: Path) -> dict[int, Path]:
         return {}
     found = {}
     for child in best.iterdir():
-        match = _FOLDER.match(child.name)
+        match = _FOLDER.fullmatch(child.name)
         if match and (child / CARD_FILE).is_file():
             found[int(match.group(1))] = child
     return dict(sorted(found.items()))

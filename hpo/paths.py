@@ -19,7 +19,7 @@ def validate_study_name(name: object, where: str) -> str:
     A study name becomes a folder under ``studies/``, so it may only hold letters, digits, ``.``, ``_`` and ``-``,
     must start with a letter or digit and be at most 128 characters long.
     """
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ConfigError(
             f"{where}: a study name may only contain letters, digits, '.', '_' and '-', start with a letter or "
             f"digit and be at most 128 characters long (it becomes a folder under studies/), got {name!r}. "

@@ -123,6 +123,8 @@ BAD = [
     ({"study": {"pruner": {"name": "percentile", "percentile": 120}}}, "study.pruner: invalid options"),
     ({"study": {"name": "a/b"}}, "study.name: a study name may only contain"),
     ({"study": {"name": ".."}}, "study.name: a study name may only contain"),
+    ({"study": {"name": "abc\n"}}, "study.name: a study name may only contain"),  # $ alone would let it through
+    ({"0\n": None}, ": '0\\n': unknown key"),  # a key with a newline is quoted, so the message stays one line
     ({"params": {"lr": {"type": "float", "low": 0.1, "high": 0.01}}}, "params.lr.low: must be < high"),
     (
         {"params": {"weight_decay": {"type": "float", "low": 0, "high": 0.1, "log": True}}},
