@@ -102,16 +102,20 @@ def open_storage(
 def _create_rdb_storage(
     url: str, engine_kwargs: dict[str, Any], heartbeat: dict[str, Any]
 ) -> optuna.storages.RDBStorage:
-    """``RDBStorage(...)``, retried when workers started together race to create the tables of a new database."""
+    """``RDBStorage(...)``, retried when processes opening a new database together (workers, or a dashboard or
+    script reading the study while the first worker creates it) race to create its tables."""
     for attempt in range(6):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == 5:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as exc:
+            # SQLite says "table ... already exists" as an OperationalError; other OperationalErrors (a server that
+            # cannot be reached, a file that cannot be opened) are not races and fail at once.
+            racing = not isinstance(exc, sqlalchemy.exc.OperationalError) or "already exists" in str(exc)
+            if attempt == 5 or not racing:
                 raise
-            time.sleep(0.2 + random.random() * (attempt + 1))  # another worker is creating the same tables
+            time.sleep(0.2 + random.random() * (attempt + 1))  # another process is creating the same tables
     raise AssertionError("unreachable")
 
 
