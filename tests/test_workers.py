@@ -176,18 +176,27 @@ def _count(storage: str, name: str, state: TrialState) -> int:
     return _counts(storage, name)[state]
 
 
-def _pid_of_a_running_trial(storage: str, name: str, pids: list[int]) -> int:
+def _pid_of_a_running_trial(storage: str, name: str, pids: list[int], process: subprocess.Popen | None = None) -> int:
     """The process id of a worker in the middle of a trial (from the trial's ``worker`` attribute).
 
-    The most recently started trial is chosen, so that it is far from finishing when the worker is killed.
+    A trial is RUNNING from the moment it is asked for, a little before its worker records the ``worker``
+    attribute, so this polls until one of ``pids`` has. The most recently started such trial is chosen, so that
+    it is far from finishing when the worker is killed.
     """
-    study = optuna.load_study(study_name=name, storage=storage)
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in sorted(running, key=lambda t: t.datetime_start, reverse=True):
-        worker = trial.user_attrs.get("worker")
-        if worker and int(worker.rsplit(":", 1)[1]) in pids:
-            return int(worker.rsplit(":", 1)[1])
-    raise AssertionError(f"no running trial of {pids} found")
+    found: list[int] = []
+
+    def check() -> bool:
+        study = optuna.load_study(study_name=name, storage=storage)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for trial in sorted(running, key=lambda t: t.datetime_start, reverse=True):
+            worker = trial.user_attrs.get("worker")
+            if worker and int(worker.rsplit(":", 1)[1]) in pids:
+                found.append(int(worker.rsplit(":", 1)[1]))
+                return True
+        return False
+
+    _wait_for(check, timeout=60, process=process)
+    return found[0]
 
 
 def _check_chaos(study: optuna.Study, root: Path, n_trials: int) -> None:
@@ -216,7 +225,7 @@ def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
     _wait_for(_mid_study(db, "chaos", running=2))
     workers = _children(parent.pid)
     assert len(workers) == 3
-    os.kill(_pid_of_a_running_trial(db, "chaos", workers), signal.SIGKILL)
+    os.kill(_pid_of_a_running_trial(db, "chaos", workers, process=parent), signal.SIGKILL)
     _out, err = parent.communicate(timeout=300)
     assert parent.returncode == 0, err
     assert re.search(r"worker \d ended with killed by SIGKILL", err), err
