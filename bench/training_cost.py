@@ -65,9 +65,7 @@ def _on(data: PreparedData, device: torch.device) -> tuple[torch.Tensor, ...]:
     return _COPIES[key]
 
 
-def measure(
-    rows: int | None, epochs: int, batch_size: int, repeats: int, accelerator: str = "cpu"
-) -> dict[str, float]:
+def measure(rows: int | None, epochs: int, batch_size: int, repeats: int, accelerator: str = "cpu") -> dict[str, float]:
     """Median seconds of one hpo trial and of the plain loop (the same work), on ``accelerator``."""
     training = {"max_epochs": epochs, "batch_size": batch_size, "accelerator": accelerator}
     exp = experiment({"training": training, "study": {"pruner": "none"}}, rows)

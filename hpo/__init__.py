@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from hpo.config import Experiment, load_experiment
     from hpo.model import MLP
     from hpo.predictor import LoadedModel, Predictor
-    from hpo.study import BestSummary, RunResult, describe_best, run_study
+    from hpo.study import RunResult, run_study
+    from hpo.summary import BestSummary, describe_best
     from hpo.weights import load_model
 
 # torch, Lightning and Optuna take seconds to import: load them on first use so that `hpo --help` and input
@@ -23,9 +24,9 @@ _LAZY = {
     "Experiment": "hpo.config",
     "load_experiment": "hpo.config",
     "MLP": "hpo.model",
-    "BestSummary": "hpo.study",
+    "BestSummary": "hpo.summary",
     "RunResult": "hpo.study",
-    "describe_best": "hpo.study",
+    "describe_best": "hpo.summary",
     "run_study": "hpo.study",
     "LoadedModel": "hpo.predictor",
     "Predictor": "hpo.predictor",

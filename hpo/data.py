@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hpo.config import DataSettings
+from hpo.data_settings import DataSettings
 from hpo.errors import DataError
 
 __all__ = ["PreparedData", "Standardization", "load_data", "read_csv_header", "split_rows"]

@@ -9,9 +9,10 @@ from typing import Any
 
 from hpo.constraints import feasible
 from hpo.errors import StudyError
+from hpo.opening import load_study
 from hpo.pareto import front_folders
 from hpo.storage import redact_url
-from hpo.study import BestSummary, best_summary, load_study
+from hpo.summary import BestSummary, best_summary
 
 __all__ = ["FrontRow", "FrontSummary", "describe_front", "describe_study"]
 
@@ -67,7 +68,7 @@ def describe_front(name: str, *, root: Path = Path("studies"), storage: str | No
     """Read the Pareto front of multi-objective study ``name`` and find each trial's folder under ``best/``.
 
     Raises:
-        StudyError: no such study, or a single-objective one (see :func:`hpo.study.describe_best`).
+        StudyError: no such study, or a single-objective one (see :func:`hpo.summary.describe_best`).
     """
     summary = describe_study(name, root=root, storage=storage)
     if not isinstance(summary, FrontSummary):
@@ -78,7 +79,7 @@ def describe_front(name: str, *, root: Path = Path("studies"), storage: str | No
 def describe_study(
     name: str, *, root: Path = Path("studies"), storage: str | None = None
 ) -> BestSummary | FrontSummary:
-    """The :class:`~hpo.study.BestSummary` of a single-objective study, or the :class:`FrontSummary` of a
+    """The :class:`~hpo.summary.BestSummary` of a single-objective study, or the :class:`FrontSummary` of a
     multi-objective one.
 
     Raises:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo.errors import ConfigError, key_path
+from hpo.yaml_doc import as_mapping, check_keys
 
 __all__ = ["THRESHOLD_RULES", "InferenceSettings", "ThresholdRule", "parse_inference"]
 
@@ -95,14 +96,8 @@ def parse_inference(raw: object, where: str) -> InferenceSettings:
     """Validate the ``inference`` section (``where`` is ``<file>: inference``); absent means the defaults."""
     if raw is None:
         return InferenceSettings()
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be a mapping (key: value lines), got {type(raw).__name__} {raw!r}")
-    allowed = {"threshold", "temperature_scaling"}
-    for key in raw:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{key_path(where, key)}: unknown key{hint}; allowed keys are {sorted(allowed)}")
+    raw = as_mapping(raw, where)
+    check_keys(raw, {"threshold", "temperature_scaling"}, where)
     scaling: Any = raw.get("temperature_scaling", False)
     if not isinstance(scaling, bool):
         raise ConfigError(f"{where}.temperature_scaling: must be true or false, got {scaling!r}")

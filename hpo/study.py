@@ -1,31 +1,29 @@
-"""Drive an Optuna study: create or resume it, run the remaining trial budget, promote the best weights."""
+"""Drive an Optuna study: run the remaining trial budget and promote the best weights (opening: hpo.opening)."""
 
 from __future__ import annotations
 
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 import torch
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo import overview
-from hpo.algorithms import build_pruner, build_sampler
 from hpo.ask_lock import AskLock
 from hpo.config import Experiment
 from hpo.data import load_data
 from hpo.errors import StudyError
 from hpo.objective import Objective, training_device
+from hpo.opening import load_study, open_study
 from hpo.paths import StudyPaths
 from hpo.promotion import BestModelPublisher
-from hpo.storage import open_storage, redact_url, resolve_storage_url
-from hpo.weights import read_card
+from hpo.storage import redact_url
+from hpo.summary import BestSummary, best_summary, best_trial, describe_best
 
+# open_study, load_study, describe_best and BestSummary live in hpo.opening / hpo.summary; also importable from here.
 __all__ = [
     "FINISHED_STATES",
     "BestSummary",
@@ -83,64 +81,9 @@ def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
-def _best(study: optuna.Study) -> FrozenTrial | None:
-    """The best feasible trial of a single-objective study; None for none yet, or for a multi-objective study."""
-    if len(study.directions) > 1:
-        return None
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
-
-
 def _front(study: optuna.Study) -> list[tuple[int, list[float]]]:
     """(number, values) of the feasible Pareto-optimal trials of a multi-objective study, as the storage has it."""
     return [(t.number, list(t.values)) for t in study.best_trials]
-
-
-def load_study(name: str, root: Path, storage: str | None) -> tuple[optuna.Study, StudyPaths, str]:
-    """Open an existing study for reading (:func:`hpo.overview.open_study`).
-
-    Raises:
-        StudyError: no such study in the storage (the message lists the ones there are).
-    """
-    return overview.open_study(name, root, storage)
-
-
-def open_study(
-    experiment: Experiment, *, root: Path = Path("studies"), storage: str | None = None, worker_index: int = 0
-) -> tuple[optuna.Study, StudyPaths, str]:
-    """Create the study of ``experiment`` in its storage, or load it if it exists (checking it is compatible).
-
-    ``worker_index`` offsets the sampler's seed so that parallel workers do not propose the same first trials.
-
-    Raises:
-        StudyError: the storage cannot be opened, or the existing study optimises something else.
-    """
-    settings = experiment.study
-    paths = StudyPaths(root, settings.name)
-    url = resolve_storage_url(paths, storage)
-    rdb = open_storage(
-        url, create=True, heartbeat_interval=settings.heartbeat_interval, grace_period=settings.grace_period
-    )
-    sampler_settings = settings.sampler
-    if worker_index and sampler_settings.seed is not None:
-        sampler_settings = replace(
-            sampler_settings, options={**sampler_settings.options, "seed": sampler_settings.seed + worker_index}
-        )
-    study = optuna.create_study(
-        study_name=settings.name,
-        storage=rdb,
-        sampler=build_sampler(sampler_settings),
-        pruner=build_pruner(settings.pruner),
-        directions=[
-            StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in settings.directions
-        ],
-        load_if_exists=True,
-    )
-    _check_compatible(study, experiment, url)
-    paths.study_dir.mkdir(parents=True, exist_ok=True)
-    return study, paths, url
 
 
 class _SurplusTrialError(Exception):
@@ -213,7 +156,7 @@ def run_study(
             elif trained.feasible:
                 promoted = publisher.promote(trained, lambda n: _is_best(study, n))
         if on_trial_end is not None:
-            best = _best(study)
+            best = best_trial(study)
             reason = trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason")
             complete = trial.state == TrialState.COMPLETE
             on_trial_end(
@@ -242,8 +185,10 @@ def run_study(
         if deadline is not None and time.monotonic() >= deadline:
             break
         if budget is not None:
-            _fail_stale_trials(study)
             ask_lock.acquire()
+            # Under the lock: failing a dead worker's trial and queueing its retry are two writes, and a worker that
+            # counted the budget between them would start a fresh trial in the retry's place, stranding the retry.
+            _fail_stale_trials(study)
             finished, running = _claimed(study)
             if finished >= budget or finished + running >= budget:
                 ask_lock.release()
@@ -291,7 +236,7 @@ def study_result(
     study: optuna.Study, paths: StudyPaths, url: str, budget: int | None, ran: int, stopped: bool
 ) -> RunResult:
     """The :class:`RunResult` of a study as its storage has it now."""
-    best = _best(study)
+    best = best_trial(study)
     return RunResult(
         study.study_name,
         redact_url(url),
@@ -338,140 +283,6 @@ def _stuck_message(study: optuna.Study, url: str, running: int) -> str:
     )
 
 
-def _constrained(study: optuna.Study) -> bool:
-    return bool(study.user_attrs.get("constraints"))
-
-
 def _is_best(study: optuna.Study, number: int) -> bool:
-    best = _best(study)
+    best = best_trial(study)
     return best is not None and best.number == number
-
-
-def _check_compatible(study: optuna.Study, experiment: Experiment, url: str) -> None:
-    """Refuse to resume a study that optimises other metrics or directions, or under other constraints."""
-    settings = experiment.study
-    have = [d.name.lower() for d in study.directions]
-    if have != list(settings.directions):
-        shown = have[0] if len(have) == 1 else have
-        wanted = settings.direction if len(settings.directions) == 1 else list(settings.directions)
-        raise StudyError(
-            f"{redact_url(url)}: study {study.study_name!r} already exists and is set to {shown}, but "
-            f"{experiment.file} asks to {wanted}; use another study name (--study) or the same "
-            f"{'direction' if len(have) == 1 else 'objectives and directions'}"
-        )
-    attrs = study.user_attrs
-    metrics = [o.metric for o in settings.objectives]
-    recorded: Any = attrs.get("objectives", [attrs["metric"]] if "metric" in attrs else None)
-    if recorded is None:
-        study.set_user_attr("metric", settings.metric if len(metrics) == 1 else ", ".join(metrics))
-        if len(metrics) > 1:
-            study.set_user_attr("objectives", metrics)
-    elif recorded != metrics:
-        shown = recorded[0] if len(recorded) == 1 else recorded
-        asked = metrics[0] if len(metrics) == 1 else metrics
-        raise StudyError(
-            f"{redact_url(url)}: study {study.study_name!r} already exists and optimises {shown!r}, but "
-            f"{experiment.file} asks for {asked!r}; use another study name (--study) or "
-            f"{'that metric' if len(metrics) == 1 else 'those objectives, in that order'}"
-        )
-    wanted_constraints = [c.text for c in settings.constraints]
-    had: Any = attrs.get("constraints")
-    if had is None and (not wanted_constraints or not study.get_trials(deepcopy=False)):
-        study.set_user_attr("constraints", wanted_constraints)
-    elif (had or []) != wanted_constraints:
-        raise StudyError(
-            f"{redact_url(url)}: study {study.study_name!r} already exists with the constraints {had or []}, but "
-            f"{experiment.file} asks for {wanted_constraints}; the feasibility of its earlier trials was decided "
-            "by those, so use another study name (--study) or the same constraints"
-        )
-
-
-@dataclass(frozen=True)
-class BestSummary:
-    """The best trial of a study as the storage records it, and where its weights are."""
-
-    study: str
-    storage: str
-    direction: str
-    metric: str | None
-    trial: int
-    value: float
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    states: dict[str, int]
-    weights_dir: Path | None
-    weights_status: str
-    worker: str | None = None  # "host:pid" that ran the best trial
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "study": self.study,
-            "storage": self.storage,
-            "direction": self.direction,
-            "metric": self.metric,
-            "trial": self.trial,
-            "value": self.value,
-            "params": self.params,
-            "metrics": self.metrics,
-            "trials_by_state": self.states,
-            "weights_dir": str(self.weights_dir) if self.weights_dir else None,
-            "weights_status": self.weights_status,
-            "worker": self.worker,
-        }
-
-
-def describe_best(name: str, *, root: Path = Path("studies"), storage: str | None = None) -> BestSummary:
-    """Read the best trial of study ``name`` from its storage and check ``best/`` against it.
-
-    ``weights_status`` is ``ok`` when ``best/model.json`` names that trial, ``missing`` when there is no ``best/``
-    here, or ``stale`` when it names another trial (its weights were written on another host sharing the storage).
-
-    Raises:
-        StudyError: no such study, no feasible completed trial yet, or a multi-objective study (see
-            :func:`hpo.front.describe_front`).
-    """
-    study, paths, url = load_study(name, root, storage)
-    return best_summary(study, paths, url)
-
-
-def best_summary(study: optuna.Study, paths: StudyPaths, url: str) -> BestSummary:
-    """The :class:`BestSummary` of an open single-objective study (see :func:`describe_best`).
-
-    Raises:
-        StudyError: no feasible completed trial yet, or a multi-objective study.
-    """
-    name = study.study_name
-    if len(study.directions) > 1:
-        raise StudyError(
-            f"study {name!r} in {redact_url(url)} has {len(study.directions)} objectives: it has a Pareto front "
-            "rather than one best trial; use hpo.front.describe_front (what `hpo best` shows)"
-        )
-    best = _best(study)
-    states: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    if best is None:
-        raise StudyError(
-            f"study {name!r} in {redact_url(url)} has no {'feasible ' if _constrained(study) else ''}completed "
-            f"trial yet ({states or 'no trials'}); run `hpo run` until one completes"
-            + (" that satisfies the study's constraints" if _constrained(study) else "")
-        )
-    status, folder = "missing", None
-    if paths.best.exists():
-        card = read_card(paths.best)
-        folder = paths.best
-        status = "ok" if card.get("trial") == best.number else "stale"
-    return BestSummary(
-        name,
-        redact_url(url),
-        study.direction.name.lower(),
-        study.user_attrs.get("metric"),
-        best.number,
-        float(best.value) if best.value is not None else float("nan"),
-        dict(best.user_attrs.get("params", best.params)),
-        dict(best.user_attrs.get("metrics", {})),
-        states,
-        folder,
-        status,
-        best.user_attrs.get("worker"),
-    )

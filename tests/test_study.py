@@ -4,16 +4,23 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 import torch
-from optuna.trial import TrialState
+from click.testing import CliRunner
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 
+from hpo.cli import main
 from hpo.config import load_experiment
 from hpo.errors import ConfigError, DataError, StudyError
-from hpo.study import describe_best, run_study
+from hpo.opening import open_study
+from hpo.study import run_study
+from hpo.summary import describe_best
 from hpo.weights import load_model
 from tests.conftest import read_tensorboard_run, tiny_space
 
@@ -96,17 +103,6 @@ def test_pruned_trials_never_touch_best(write_space, tmp_path: Path) -> None:
     assert card["trial"] == study.best_trial.number
 
 
-def test_describe_best_matches_storage_and_weights(write_space, tmp_path: Path) -> None:
-    root = tmp_path / "studies"
-    run_study(load_experiment(write_space(tiny_space())), root=root)
-    summary = describe_best("tiny", root=root)
-    study = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny"))
-    assert (summary.trial, summary.value) == (study.best_trial.number, study.best_trial.value)
-    assert summary.weights_status == "ok" and summary.states == {"complete": 3}
-    with pytest.raises(StudyError, match="no such database file"):
-        describe_best("other", root=root)
-
-
 def test_bad_data_writes_nothing(write_space, tmp_path: Path) -> None:
     root = tmp_path / "studies"
     doc = tiny_space(data={"path": str(tmp_path / "missing.csv"), "target": "y"})
@@ -114,15 +110,6 @@ def test_bad_data_writes_nothing(write_space, tmp_path: Path) -> None:
     with pytest.raises(DataError):
         run_study(load_experiment(write_space(doc)), root=root)
     assert not root.exists()
-
-
-def test_resuming_with_another_direction_is_refused(write_space, tmp_path: Path) -> None:
-    root = tmp_path / "studies"
-    exp = load_experiment(write_space(tiny_space(study={"n_trials": 1})))
-    run_study(exp, root=root)
-    flipped = load_experiment(write_space(tiny_space(study={"n_trials": 2, "metric": "val/loss"})))
-    with pytest.raises(StudyError, match="already exists and is set to maximize"):
-        run_study(flipped, root=root)
 
 
 def test_unreachable_storage_hides_the_password(write_space, tmp_path: Path) -> None:
@@ -247,7 +234,9 @@ def test_a_constrained_study_never_promotes_an_infeasible_trial(write_space, tmp
     assert card["trial"] == feasible[0] and card["feasible"] is True
     assert card["constraints"] == {"model/params <= 200": -71.0} and card["metrics"]["model/params"] == 129.0
     summary = describe_best("tiny", root=root)
-    assert summary.trial == feasible[0]
+    assert summary.trial == feasible[0] and summary.constraints == {"model/params <= 200": -71.0}
+    shown = CliRunner().invoke(main, ["best", "--study", "tiny", "--root", str(root)], catch_exceptions=False)
+    assert shown.exit_code == 0 and "  model/params <= 200: met, margin 71\n" in shown.output, shown.output
 
 
 def test_a_constrained_study_without_a_feasible_trial_has_no_best(write_space, tmp_path: Path) -> None:
@@ -258,3 +247,48 @@ def test_a_constrained_study_without_a_feasible_trial_has_no_best(write_space, t
     assert not (root / "tiny" / "best").exists()
     with pytest.raises(StudyError, match="no feasible completed trial yet"):
         describe_best("tiny", root=root)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the dead trial is made with ask
+def test_a_dead_workers_trial_is_retried_even_when_another_worker_asks_meanwhile(
+    write_space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failing a stale trial and queueing its retry are two writes; a worker asking in between must not take its place.
+
+    The retry callback is slowed down to widen the gap between the two writes. Two workers (threads) share a study of
+    one trial whose only trial belongs to a dead worker: the retry must be what runs, and nothing may stay queued.
+    """
+    root = tmp_path / "studies"
+    doc = tiny_space(study={"n_trials": 1, "heartbeat_interval": 1, "grace_period": 2})
+    exp = load_experiment(write_space(doc))
+    study, _, _ = open_study(exp, root=root)
+    dead = study.ask()
+    exp.space.sample(dead)
+    study._storage.record_heartbeat(dead._trial_id)  # then the worker "dies": no more heartbeats
+    time.sleep(2.5)  # past the grace period: the trial is stale
+
+    retry = RetryHeartbeatStaleTrialCallback.__call__
+
+    def slow_retry(self: RetryHeartbeatStaleTrialCallback, study: optuna.Study, trial: FrozenTrial) -> None:
+        time.sleep(1.0)
+        retry(self, study, trial)
+
+    monkeypatch.setattr(RetryHeartbeatStaleTrialCallback, "__call__", slow_retry)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            run_study(exp, root=root, poll_seconds=0.05)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads), errors
+    trials = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny")).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE], [(t.number, t.state) for t in trials]
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(trials[1]) == dead.number
+    assert trials[1].params == dead.params

@@ -50,6 +50,10 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
     click.echo(f"Study:   {summary.study} ({summary.direction} {summary.metric}; trials: {states})")
     click.echo(f"Storage: {summary.storage}")
     click.echo(f"Best:    trial {summary.trial}, value {summary.value!r}")
+    if summary.constraints:
+        click.echo("Constraints (met by the best trial, which is the best feasible one):")
+        for text, violation in summary.constraints.items():
+            click.echo(f"  {text}: {'met' if violation <= 0 else 'NOT met'}, margin {-violation:.6g}")
     click.echo("Params:")
     for key, value in summary.params.items():
         click.echo(f"  {key}: {value}")

@@ -1,0 +1,70 @@
+"""Opening a study: created once, resumed only when it optimises the same thing, and no password in errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo.config import load_experiment
+from hpo.errors import StudyError
+from hpo.opening import open_study
+from tests.conftest import tiny_space
+
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask/tell, not optimize, here
+
+
+def _first_ask(write_space, root: Path, name: str, worker_index: int) -> dict[str, object]:
+    exp = load_experiment(write_space(tiny_space(study={"name": name, "sampler": {"name": "random", "seed": 3}})))
+    study, _, _ = open_study(exp, root=root, worker_index=worker_index)
+    return study.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)}).params
+
+
+def test_open_creates_once_and_resumes(write_space, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    exp = load_experiment(write_space(tiny_space()))
+    study, paths, url = open_study(exp, root=root)
+    study.enqueue_trial({"lr": 0.01})
+    again, _, url_again = open_study(exp, root=root)
+    assert url == url_again == f"sqlite:///{paths.study_dir / 'study.db'}"
+    assert again._study_id == study._study_id and len(again.trials) == 1
+    assert again.user_attrs == {"metric": "val/auroc", "constraints": []}
+
+
+def test_workers_get_different_seeds(write_space, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    first = _first_ask(write_space, root, "w0", worker_index=0)
+    assert _first_ask(write_space, root, "w0b", worker_index=0) == first  # the seed is honoured
+    assert _first_ask(write_space, root, "w1", worker_index=1) != first  # worker 1 does not repeat worker 0
+
+
+@pytest.mark.parametrize(
+    ("study", "message"),
+    [
+        ({"metric": "val/loss"}, "already exists and is set to maximize, but .* asks to minimize"),
+        ({"metric": "val/accuracy"}, "already exists and optimises 'val/auroc', but .* asks for 'val/accuracy'"),
+        ({"constraints": ["val/recall >= 0.5"]}, r"already exists with the constraints \[\]"),
+    ],
+)
+def test_resuming_something_else_is_refused_and_changes_nothing(
+    write_space, tmp_path: Path, study: dict[str, object], message: str
+) -> None:
+    root = tmp_path / "studies"
+    opened, _, _ = open_study(load_experiment(write_space(tiny_space())), root=root)
+    opened.enqueue_trial({"lr": 0.01})  # a study with trials: its constraints can no longer change
+    other = load_experiment(write_space(tiny_space(study=study), name="other.yaml"))
+    with pytest.raises(StudyError, match=message) as info:
+        open_study(other, root=root)
+    assert "other.yaml" in str(info.value) and "--study" in str(info.value)
+    reloaded = optuna.load_study(study_name="tiny", storage=f"sqlite:///{root / 'tiny' / 'study.db'}")
+    assert reloaded.user_attrs == {"metric": "val/auroc", "constraints": []}
+    assert reloaded.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def test_unreachable_storage_hides_the_password(write_space, tmp_path: Path) -> None:
+    exp = load_experiment(write_space(tiny_space()))
+    with pytest.raises(StudyError) as info:
+        open_study(exp, root=tmp_path / "studies", storage="postgresql+psycopg://bob:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in str(info.value) and "***" in str(info.value)
+    assert not (tmp_path / "studies").exists()
