@@ -58,6 +58,7 @@ class TrialReport:
     promoted: bool
     values: tuple[float, ...] | None = None  # every objective's value (multi-objective studies)
     front: tuple[int, ...] | None = None  # the Pareto front after this trial (multi-objective studies)
+    violated: tuple[str, ...] = ()  # the constraints this completed trial breaks (it is then never promoted)
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ def run_study(
                     promoted,
                     tuple(trial.values) if complete and settings.multi_objective else None,
                     tuple(n for n, _ in _front(study)) if settings.multi_objective else None,
+                    tuple(c for c, v in trial.constraints.items() if v > 0) if complete else (),
                 )
             )
         started = time.monotonic()

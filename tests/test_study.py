@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -16,10 +17,11 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.cli import main
+from hpo.cli._progress import TrialProgress
 from hpo.config import load_experiment
 from hpo.errors import ConfigError, DataError, StudyError
 from hpo.opening import open_study
-from hpo.study import run_study
+from hpo.study import TrialReport, run_study
 from hpo.summary import describe_best
 from hpo.weights import load_model
 from tests.conftest import read_tensorboard_run, tiny_space
@@ -217,11 +219,13 @@ def test_a_constrained_study_never_promotes_an_infeasible_trial(write_space, tmp
     doc["params"].update(optimizer="adam")
     del doc["params"]["momentum"]
     states: list[tuple[int, bool, bool]] = []
-    run_study(
-        load_experiment(write_space(doc)),
-        root=root,
-        on_trial_end=lambda r: states.append((r.number, r.promoted, (root / "tiny" / "best").exists())),
-    )
+    reports: list[TrialReport] = []
+
+    def on_trial_end(report: TrialReport) -> None:
+        states.append((report.number, report.promoted, (root / "tiny" / "best").exists()))
+        reports.append(report)
+
+    run_study(load_experiment(write_space(doc)), root=root, on_trial_end=on_trial_end)
     study = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny"))
     violation = {t.number: t.constraints["model/params <= 200"] for t in study.trials}
     feasible = [n for n, v in violation.items() if v <= 0]
@@ -229,6 +233,15 @@ def test_a_constrained_study_never_promotes_an_infeasible_trial(write_space, tmp
     assert study.best_trial.number == feasible[0]  # Optuna's own rule: the best feasible trial
     assert max(t.value for t in study.trials) > study.best_trial.value  # better, but infeasible, trials exist
     assert [(n, promoted) for n, promoted, _ in states] == [(n, n == feasible[0]) for n in range(6)]
+    assert [r.violated for r in reports] == [() if n == feasible[0] else ("model/params <= 200",) for n in range(6)]
+    out = io.StringIO()
+    with TrialProgress("tiny", 6, "val/auroc", out) as progress:
+        for report in reports:
+            progress.update(report)
+    lines = out.getvalue().splitlines()
+    assert [line.endswith(" [infeasible: model/params <= 200]") for line in lines] == [
+        n != feasible[0] for n in range(6)
+    ]
     assert [exists for n, _, exists in states] == [n >= feasible[0] for n in range(6)]  # no best/ before it
     card = json.loads((root / "tiny" / "best" / "model.json").read_text())
     assert card["trial"] == feasible[0] and card["feasible"] is True

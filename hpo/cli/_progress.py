@@ -70,6 +70,8 @@ class TrialProgress:
             )
         budget = f"/{report.budget}" if report.budget else ""
         reason = f" ({report.reason})" if report.reason else ""
+        if report.violated:
+            reason += f" [infeasible: {', '.join(report.violated)}]"
         saved = " [new best, weights saved]" if report.promoted else ""
         if report.promoted and report.front is not None:
             saved = " [on the Pareto front, weights saved]"
