@@ -24,8 +24,9 @@ from hpo.errors import ConfigError
 from hpo.inference_settings import InferenceSettings, parse_inference
 from hpo.metrics import METRICS, MODEL_METRICS
 from hpo.objectives import ObjectiveSpec, parse_objectives
+from hpo.params_section import parse_search_space
 from hpo.paths import validate_study_name
-from hpo.space import SearchSpace, parse_search_space
+from hpo.space import SearchSpace
 from hpo.yaml_doc import as_mapping, check_keys, get_int, read_yaml_file, too_deep
 
 __all__ = [

@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpo.best_folder import best_lock, replace_best, write_files
 from hpo.errors import StudyError, WeightsError
 from hpo.objectives import ObjectiveSpec
 from hpo.paths import StudyPaths
-from hpo.weights import CARD_FILE, best_lock, replace_best, write_files
+from hpo.weights import CARD_FILE
 
 __all__ = [
     "FRONT_FILE",

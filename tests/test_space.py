@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 from hpo.errors import ConfigError
-from hpo.space import parse_search_space
+from hpo.params_section import parse_search_space
 
 RAW = {
     "momentum": {"type": "float", "low": 0.5, "high": 0.9, "condition": {"optimizer": ["sgd", "rmsprop"]}},
