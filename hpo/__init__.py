@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,7 +83,8 @@ def load_best(
     trial number). The same arguments work on a single-objective study, whose only candidate is its best trial.
 
     Args:
-        study: a study name under ``root`` (a string), or the folder of a study (a :class:`~pathlib.Path`).
+        study: a study name under ``root`` (a string), or the folder of a study (a :class:`~pathlib.Path`, or a
+            string with a ``/`` such as ``"studies/pareto"``).
         root: the folder holding one folder per study.
         device: where the model runs.
         trial: the trial to load.
@@ -101,8 +103,8 @@ def load_best(
         StudyError: no saved trial fits the choice, or several do (a Pareto front) and nothing picks one.
         ConfigError: a rule that cannot be read.
     """
-    if isinstance(study, Path):
-        best = Path(study) / "best"
+    if isinstance(study, Path) or (isinstance(study, str) and ("/" in study or os.sep in study)):
+        best = Path(study) / "best"  # a folder: a study name cannot hold a path separator
         name = Path(study).name
     else:
         best = StudyPaths(Path(root), validate_study_name(study, "study")).best

@@ -23,7 +23,7 @@ from hpo.data_settings import EMBEDDED_DATASETS, DataSettings, parse_data
 from hpo.errors import ConfigError
 from hpo.inference_settings import InferenceSettings, parse_inference
 from hpo.metrics import METRICS, MODEL_METRICS
-from hpo.objectives import ObjectiveSpec, parse_objectives
+from hpo.objectives import ObjectiveSpec, check_direction, parse_objectives
 from hpo.params_section import parse_search_space
 from hpo.paths import validate_study_name
 from hpo.space import SearchSpace
@@ -204,6 +204,7 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
         direction = raw.get("direction", METRICS[metric])
         if direction not in ("maximize", "minimize"):
             raise ConfigError(f"{where}.direction: must be 'maximize' or 'minimize', got {direction!r}")
+        check_direction(metric, direction, f"{where}.direction")
     constraints = parse_constraints(raw.get("constraints"), f"{where}.constraints")
     n_trials = get_int(raw, "n_trials", None, where, low=1)
     timeout = raw.get("timeout")

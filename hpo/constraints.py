@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hpo.errors import ConfigError
-from hpo.metrics import ALL_METRICS
+from hpo.metrics import ALL_METRICS, MODEL_METRICS
 
 __all__ = ["Constraint", "feasible", "parse_constraint", "parse_constraints", "violations"]
 
@@ -68,6 +68,12 @@ def parse_constraint(raw: object, where: str) -> Constraint:
         raise ConfigError(f"{where}: {raw!r} has a bound that is not a finite number; {_EXAMPLE}")
     if metric in _FRACTIONS and not 0.0 <= bound <= 1.0:
         raise ConfigError(f"{where}: {raw!r} can never be decided by its bound: {metric} is between 0 and 1")
+    if metric in MODEL_METRICS and bound <= 0.0:
+        outcome = "no trial could meet it" if op == "<=" else "every trial meets it"
+        raise ConfigError(
+            f"{where}: {raw!r} can never be decided by its bound: {metric} is always above 0, so {outcome}; "
+            "use a positive bound"
+        )
     return Constraint(metric, op, bound)
 
 

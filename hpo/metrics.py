@@ -22,7 +22,7 @@ METRICS: dict[str, str] = {
 }
 
 #: Metrics of the trained network itself, measured once per trial after training (see :mod:`hpo.model_metrics`):
-#: trainable parameters, and the median forward time in milliseconds of a fixed batch on the CPU.
+#: trainable parameters, and the median forward time in milliseconds of a fixed batch on one CPU thread.
 MODEL_METRICS: dict[str, str] = {
     "model/params": "minimize",
     "model/latency_ms": "minimize",

@@ -25,7 +25,7 @@ def count_parameters(model: nn.Module) -> int:
 def latency_ms(
     model: nn.Module, n_features: int, rows: int = LATENCY_BATCH_ROWS, repeats: int = LATENCY_REPEATS
 ) -> float:
-    """``model/latency_ms``: the median time of one forward pass of ``rows`` rows on the CPU, in milliseconds.
+    """``model/latency_ms``: the median time of one forward pass of ``rows`` rows on one CPU thread, in milliseconds.
 
     The batch is the same for every trial (seeded normal values), the model is in eval mode under
     ``torch.inference_mode()``, and ``repeats`` untimed passes warm it up first. The value depends on the machine
@@ -35,6 +35,10 @@ def latency_ms(
     was_training = model.training
     model.eval()
     times = []
+    threads = torch.get_num_threads()
+    # One thread: a small MLP's forward pass split over several threads is dominated by waiting for them to be
+    # scheduled, which on a busy machine swings the time between ~0.1 ms and ~10 ms for the same model.
+    torch.set_num_threads(1)
     try:
         with torch.inference_mode():
             for _ in range(repeats):
@@ -44,6 +48,7 @@ def latency_ms(
                 model(x)
                 times.append(time.perf_counter() - start)
     finally:
+        torch.set_num_threads(threads)
         model.train(was_training)
     return 1000.0 * statistics.median(times)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hpo.errors import ConfigError, key_path
 from hpo.metrics import ALL_METRICS, METRICS
 
-__all__ = ["DIRECTIONS", "ObjectiveSpec", "parse_objectives"]
+__all__ = ["DIRECTIONS", "ObjectiveSpec", "check_direction", "parse_objectives"]
 
 DIRECTIONS = ("maximize", "minimize")
 _EXAMPLE = "[{metric: val/auroc, direction: maximize}, {metric: model/params, direction: minimize}]"
@@ -20,6 +20,24 @@ class ObjectiveSpec:
 
     metric: str
     direction: str
+
+
+def check_direction(metric: str, direction: str, where: str) -> None:
+    """Refuse a direction against the metric's own (maximising ``val/loss``, minimising ``val/auroc``...).
+
+    Every metric hpo knows improves one way only, so the other way is a slip that would search for the worst
+    models (and, for the first objective, pick each trial's worst epoch).
+
+    Raises:
+        ConfigError: ``direction`` is not ``metric``'s own.
+    """
+    own = ALL_METRICS[metric]
+    if direction != own:
+        better = "higher" if own == "maximize" else "lower"
+        raise ConfigError(
+            f"{where}: {metric} is better when {better}, so {direction} would search for the worst models; "
+            f"write direction: {own} or leave direction out (it defaults to the metric's own)"
+        )
 
 
 def parse_objectives(raw: object, where: str) -> tuple[ObjectiveSpec, ...]:
@@ -51,6 +69,7 @@ def parse_objectives(raw: object, where: str) -> tuple[ObjectiveSpec, ...]:
             raise ConfigError(f"{at}.direction: must be 'maximize' or 'minimize', got {direction!r}")
         if any(o.metric == metric for o in objectives):
             raise ConfigError(f"{at}.metric: {metric} is already an objective; list each metric once")
+        check_direction(metric, str(direction), f"{at}.direction")
         objectives.append(ObjectiveSpec(metric, str(direction)))
     if objectives[0].metric not in METRICS:
         raise ConfigError(

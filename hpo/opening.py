@@ -11,7 +11,7 @@ from optuna.study import StudyDirection
 
 from hpo import overview
 from hpo.algorithms import build_pruner, build_sampler
-from hpo.config import Experiment
+from hpo.config import Experiment, StudySettings
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 from hpo.storage import open_storage, redact_url, resolve_storage_url
@@ -73,7 +73,7 @@ def _check_compatible(study: optuna.Study, experiment: Experiment, url: str) -> 
         wanted = settings.direction if len(settings.directions) == 1 else list(settings.directions)
         raise StudyError(
             f"{redact_url(url)}: study {study.study_name!r} already exists and is set to {shown}, but "
-            f"{experiment.file} asks to {wanted}; use another study name (--study) or the same "
+            f"{experiment.file}: {_key(settings)} asks to {wanted}; use another study name (--study) or the same "
             f"{'direction' if len(have) == 1 else 'objectives and directions'}"
         )
     attrs = study.user_attrs
@@ -88,7 +88,7 @@ def _check_compatible(study: optuna.Study, experiment: Experiment, url: str) -> 
         asked = metrics[0] if len(metrics) == 1 else metrics
         raise StudyError(
             f"{redact_url(url)}: study {study.study_name!r} already exists and optimises {shown!r}, but "
-            f"{experiment.file} asks for {asked!r}; use another study name (--study) or "
+            f"{experiment.file}: {_key(settings)} asks for {asked!r}; use another study name (--study) or "
             f"{'that metric' if len(metrics) == 1 else 'those objectives, in that order'}"
         )
     wanted_constraints = [c.text for c in settings.constraints]
@@ -98,6 +98,11 @@ def _check_compatible(study: optuna.Study, experiment: Experiment, url: str) -> 
     elif (had or []) != wanted_constraints:
         raise StudyError(
             f"{redact_url(url)}: study {study.study_name!r} already exists with the constraints {had or []}, but "
-            f"{experiment.file} asks for {wanted_constraints}; the feasibility of its earlier trials was decided "
-            "by those, so use another study name (--study) or the same constraints"
+            f"{experiment.file}: study.constraints asks for {wanted_constraints}; the feasibility of its earlier "
+            "trials was decided by those, so use another study name (--study) or the same constraints"
         )
+
+
+def _key(settings: StudySettings) -> str:
+    """The key of the search-space file that says what the study optimises."""
+    return "study.objectives" if settings.multi_objective else "study.metric"

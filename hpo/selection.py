@@ -71,6 +71,8 @@ def choose_folder(
         raise ConfigError(
             f"{'maximize' if maximize else 'minimize'}: {rank!r} is not a metric; use one of {list(ALL_METRICS)}"
         )
+    if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)):
+        raise ConfigError(f"trial: must be a trial number (an int such as 5), got {trial!r}")
     rules = _rules(where)
     folders = candidate_folders(best)
     if trial is not None:

@@ -118,6 +118,12 @@ def write_best_weights(
 def read_card(folder: Path) -> dict[str, Any]:
     """Read and check the ``model.json`` of a weights folder."""
     path = folder / CARD_FILE
+    if not path.exists() and (folder / "front.json").is_file():
+        raise WeightsError(
+            f"{folder}: holds the Pareto front of a multi-objective study (front.json and one trial_NNNN folder per "
+            f"model), not one model; pick one: {folder}/trial_NNNN, `hpo predict --study STUDY --trial N`, or "
+            "hpo.load_best(study, trial=N) (`hpo best --study STUDY` lists them)"
+        )
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

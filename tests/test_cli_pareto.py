@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,45 @@ def _frame(path: Path) -> Any:
     import pandas as pd
 
     return pd.read_csv(path)
+
+
+@pytest.mark.parametrize("objectives", [1, 2])
+def test_run_says_when_no_trial_is_feasible(tmp_path: Path, objectives: int) -> None:
+    doc = pareto_space(n_trials=2, constraints=["model/params <= 30"])  # 30 features: at least 31 parameters
+    if objectives == 1:
+        del doc["study"]["objectives"]
+    doc["training"]["max_epochs"] = 1
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(doc))
+    root = tmp_path / "studies"
+    result = CliRunner().invoke(main, ["run", str(space), "--root", str(root)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"No feasible completed trial yet, so nothing is in {root / 'pareto' / 'best'} (constraints: "
+        "model/params <= 30); run more trials (--n-trials) or loosen the constraints"
+    ) in result.output
+    assert result.output.count("[infeasible: model/params <= 30]") == 2
+    best = root / "pareto" / "best"
+    if objectives == 1:
+        assert not best.exists()
+    else:  # an empty front: front.json lists no trial, and there is no weights folder
+        assert [p.name for p in best.iterdir()] == ["front.json"]
+        assert json.loads((best / "front.json").read_text())["trials"] == []
+
+
+def test_best_and_report_point_at_the_folders_of_the_front(pareto_study: Path, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    shutil.copytree(pareto_study / "pareto", root / "pareto")
+    folders = sorted(p for p in (root / "pareto" / "best").iterdir() if p.is_dir())
+    shutil.rmtree(folders[0])  # deleted by hand on this host: not "on another host"
+    shown = CliRunner().invoke(main, ["best", "--study", "pareto", "--root", str(root)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    row = next(line for line in shown.output.splitlines() if line.startswith(f"{int(folders[0].name[6:])} "))
+    assert row.endswith("missing: written on this host, then deleted (or under another --root)"), row
+    report = CliRunner().invoke(
+        main, ["report", "--study", "pareto", "--root", str(root), "--out", str(tmp_path / "r")], catch_exceptions=False
+    )
+    assert report.exit_code == 0, report.output
+    best = root / "pareto" / "best"
+    assert f"Reliability diagrams: one per Pareto-optimal trial, {best}/trial_NNNN/" in report.output
+    assert "No reliability diagram" not in report.output

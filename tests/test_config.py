@@ -116,6 +116,12 @@ BAD = [
     ({"study": {"n_trials": None}}, "study: set n_trials, timeout"),
     ({"study": {"metric": "val/acc"}}, "study.metric: must be one of"),
     ({"study": {"direction": "up"}}, "study.direction: must be 'maximize' or 'minimize', got 'up'"),
+    (
+        {"study": {"metric": "val/loss", "direction": "maximize"}},
+        "study.direction: val/loss is better when lower, so maximize would search for the worst models; write "
+        "direction: minimize",
+    ),
+    ({"study": {"direction": "minimize"}}, "study.direction: val/auroc is better when higher, so minimize"),
     ({"study": {"sampler": {"name": "bayes"}}}, "study.sampler.name: must be one of"),
     ({"study": {"sampler": {"name": "tpe", "seed": "x"}}}, "study.sampler.seed: must be an integer"),
     ({"study": {"sampler": {"name": "random", "n_startup_trials": 3}}}, "study.sampler.n_startup_trials: unknown"),
@@ -180,6 +186,17 @@ BAD = [
         {"study": {"objectives": [{"metric": "val/auroc"}, {"metric": "val/auroc", "direction": "minimize"}]}},
         "study.objectives[1].metric: val/auroc is already an objective",
     ),
+    (
+        {"study": {"objectives": ["val/auroc", {"metric": "model/params", "direction": "maximize"}]}},
+        "study.objectives[1].direction: model/params is better when lower, so maximize would search for the worst",
+    ),
+    (
+        {"study": {"objectives": [{"metric": "val/loss", "direction": "maximize"}, "model/params"]}},
+        "study.objectives[0].direction: val/loss is better when lower",
+    ),
+    ({"study": {"constraints": ["model/params <= -5"]}}, "model/params is always above 0, so no trial could meet it"),
+    ({"study": {"constraints": ["model/latency_ms <= 0"]}}, "model/latency_ms is always above 0, so no trial could"),
+    ({"study": {"constraints": ["model/params >= 0"]}}, "model/params is always above 0, so every trial meets it"),
     (
         {"study": {"objectives": [{"metric": "val/auroc", "weight": 2}]}},
         "study.objectives[0].weight: unknown key",

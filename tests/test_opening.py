@@ -42,9 +42,9 @@ def test_workers_get_different_seeds(write_space, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("study", "message"),
     [
-        ({"metric": "val/loss"}, "already exists and is set to maximize, but .* asks to minimize"),
-        ({"metric": "val/accuracy"}, "already exists and optimises 'val/auroc', but .* asks for 'val/accuracy'"),
-        ({"constraints": ["val/recall >= 0.5"]}, r"already exists with the constraints \[\]"),
+        ({"metric": "val/loss"}, "is set to maximize, but .*other.yaml: study.metric asks to minimize"),
+        ({"metric": "val/accuracy"}, "optimises 'val/auroc', but .*other.yaml: study.metric asks for 'val/accuracy'"),
+        ({"constraints": ["val/recall >= 0.5"]}, r"constraints \[\], but .*other.yaml: study.constraints asks"),
     ],
 )
 def test_resuming_something_else_is_refused_and_changes_nothing(

@@ -15,7 +15,7 @@ from torchmetrics.functional.classification import binary_auroc
 import hpo
 from hpo.config import parse_experiment
 from hpo.data import load_data
-from hpo.errors import ConfigError, StudyError
+from hpo.errors import ConfigError, StudyError, WeightsError
 from hpo.metrics import hp_name
 from hpo.model import MLP
 from hpo.objectives import ObjectiveSpec
@@ -114,6 +114,13 @@ def test_load_best_picks_by_trial_or_by_rule(pareto_study: Path) -> None:
         hpo.load_best("pareto", root=root, maximize="val/auroc", minimize="model/params")
     with pytest.raises(ConfigError, match=r"where\[0\]: cannot read"):
         hpo.load_best("pareto", root=root, where="params small")
+    for wrong in (str(smallest.number), True, 1.0):
+        with pytest.raises(ConfigError, match=f"trial: must be a trial number .*, got {wrong!r}"):
+            hpo.load_best("pareto", root=root, trial=wrong)  # type: ignore[arg-type]
+    by_folder = hpo.load_best(str(root / "pareto"), trial=smallest.number)  # a folder given as a string
+    assert by_folder.card["trial"] == smallest.number
+    with pytest.raises(WeightsError, match=r"holds the Pareto front .* not one model; pick one: .*trial_NNNN"):
+        hpo.load_model(root / "pareto" / "best")
 
 
 def test_the_same_selection_works_on_a_single_objective_best(inference_study: Path) -> None:
@@ -161,9 +168,9 @@ def test_resuming_with_other_objectives_or_constraints_is_refused(pareto_study: 
     )
     with pytest.raises(StudyError, match="already exists and optimises"):
         run_study(parse_experiment(swapped, tmp_path / "a.yaml"), root=root)
-    flipped = pareto_space(objectives=[{"metric": "val/auroc"}, {"metric": "model/params", "direction": "maximize"}])
+    three = pareto_space(objectives=["val/auroc", "model/params", "model/latency_ms"], n_trials=9)
     with pytest.raises(StudyError, match="already exists and is set to"):
-        run_study(parse_experiment(flipped, tmp_path / "b.yaml"), root=root)
+        run_study(parse_experiment(three, tmp_path / "b.yaml"), root=root)
     constrained = pareto_space(constraints=["val/recall >= 0.5"], n_trials=9)
     with pytest.raises(StudyError, match="already exists with the constraints"):
         run_study(parse_experiment(constrained, tmp_path / "c.yaml"), root=root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,7 +111,7 @@ def _print_front(summary: FrontSummary, as_json: bool) -> None:
             str(row.trial),
             *(_number(row.values[m]) for m, _ in summary.objectives),
             "yes" if row.feasible else "no",
-            str(row.folder) if row.folder else f"not here: on {_host(row.worker)}",
+            str(row.folder) if row.folder else _elsewhere(row.worker),
         )
         for row in summary.rows
     ]
@@ -126,3 +127,10 @@ def _number(value: float) -> str:
 
 def _host(worker: str | None) -> str:
     return f"host {worker.rsplit(':', 1)[0]!r}" if worker else "the host"
+
+
+def _elsewhere(worker: str | None) -> str:
+    """Where a front trial's missing folder is: another host sharing the storage, or deleted from this one."""
+    if worker and worker.rsplit(":", 1)[0] == socket.gethostname():
+        return "missing: written on this host, then deleted (or under another --root)"
+    return f"not here: on {_host(worker)}"

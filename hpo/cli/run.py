@@ -235,10 +235,18 @@ def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json
         return
     budget = f"/{result.budget}" if result.budget else ""
     click.echo(f"Study {result.study!r}: {result.finished}{budget} trials finished ({result.ran} in this run).")
-    if result.front is not None:
+    feasible = "feasible " if experiment.study.constraints else ""
+    if result.front:
         click.echo(
             f"Pareto front: trials {list(result.front)}; weights in {root / result.study / 'best'}/trial_NNNN "
             f"(hpo best --study {result.study} lists them)"
+        )
+    elif result.front is not None or result.best_trial is None:
+        click.echo(
+            f"No {feasible}completed trial yet, so nothing is in {root / result.study / 'best'}"
+            + (f" (constraints: {', '.join(c.text for c in experiment.study.constraints)})" if feasible else "")
+            + "; run more trials (--n-trials)"
+            + (" or loosen the constraints" if feasible else "")
         )
     if result.best_trial is not None:
         click.echo(
