@@ -62,6 +62,8 @@ def parse_objectives(raw: object, where: str) -> tuple[ObjectiveSpec, ...]:
             if key not in ("metric", "direction"):
                 raise ConfigError(f"{key_path(at, key)}: unknown key; an objective has only metric and direction")
         metric = entry.get("metric")
+        if metric is None:
+            raise ConfigError(f"{at}.metric: missing; each objective names a metric, e.g. {_EXAMPLE}")
         if not isinstance(metric, str) or metric not in ALL_METRICS:
             raise ConfigError(f"{at}.metric: must be one of {list(ALL_METRICS)}, got {metric!r}")
         direction = entry.get("direction", ALL_METRICS[metric])

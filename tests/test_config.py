@@ -202,6 +202,7 @@ BAD = [
         "study.objectives[0].weight: unknown key",
     ),
     ({"study": {"objectives": [3]}}, "study.objectives[0]: must be a mapping with metric and direction"),
+    ({"study": {"objectives": [{"direction": "minimize"}]}}, "study.objectives[0].metric: missing; each objective"),
     (
         {"study": {"objectives": [{"metric": "model/params"}, {"metric": "val/auroc"}]}},
         "study.objectives[0].metric: the first objective must be a validation metric",
