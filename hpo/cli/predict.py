@@ -64,13 +64,14 @@ def predict(
             "--trial and --model: --trial picks a trial of --study's best/; a --model folder is one model"
         )
     from hpo import load_best
+    from hpo.paths import validate_study_name
     from hpo.prediction_file import predict_csv
     from hpo.weights import load_model
 
     predictor = (
         load_model(model_dir, device)
         if model_dir is not None
-        else load_best(study_name or "default", root, device, trial=trial)
+        else load_best(validate_study_name(study_name or "default", "--study"), root, device, trial=trial)
     )
     summary = predict_csv(predictor, input_csv, output)
     if as_json:
