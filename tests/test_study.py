@@ -264,13 +264,13 @@ def test_a_dead_workers_trial_is_retried_even_when_another_worker_asks_meanwhile
     one trial whose only trial belongs to a dead worker: the retry must be what runs, and nothing may stay queued.
     """
     root = tmp_path / "studies"
-    doc = tiny_space(study={"n_trials": 1, "heartbeat_interval": 1, "grace_period": 2})
+    doc = tiny_space(study={"n_trials": 1, "heartbeat_interval": 1, "grace_period": 3})
     exp = load_experiment(write_space(doc))
     study, _, _ = open_study(exp, root=root)
     dead = study.ask()
     exp.space.sample(dead)
     study._storage.record_heartbeat(dead._trial_id)  # then the worker "dies": no more heartbeats
-    time.sleep(2.5)  # past the grace period: the trial is stale
+    time.sleep(3.5)  # past the grace period: the trial is stale
 
     retry = RetryHeartbeatStaleTrialCallback.__call__
 
