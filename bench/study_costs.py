@@ -22,7 +22,8 @@ from hpo.config import Experiment
 from hpo.data import PreparedData
 from hpo.model import MLP
 from hpo.objective import build_trainer, resolve_params
-from hpo.study import TrialReport, open_study, run_study
+from hpo.opening import open_study
+from hpo.study import TrialReport, run_study
 from hpo.training import BestEpochCallback, BinaryClassifier
 
 #: Epochs of the 10k-row trials of figure 3b: the default search space's max_epochs (search_spaces/default.yaml).

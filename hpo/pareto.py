@@ -14,7 +14,7 @@ from pathlib import Path
 from hpo.best_folder import best_lock, replace_best, write_files
 from hpo.errors import StudyError, WeightsError
 from hpo.objectives import ObjectiveSpec
-from hpo.paths import StudyPaths
+from hpo.paths import FRONT_FILE, StudyPaths
 from hpo.weights import CARD_FILE
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "trial_folder",
 ]
 
-FRONT_FILE = "front.json"
 FRONT_FORMAT = "hpo.front/1"
 _FOLDER = re.compile(r"^trial_(\d{4,})$")
 

@@ -17,23 +17,17 @@ from hpo.config import Experiment
 from hpo.data import load_data
 from hpo.errors import StudyError
 from hpo.objective import Objective, training_device
-from hpo.opening import load_study, open_study
+from hpo.opening import open_study
 from hpo.paths import StudyPaths
 from hpo.promotion import BestModelPublisher
 from hpo.storage import redact_url
-from hpo.summary import BestSummary, best_summary, best_trial, describe_best
+from hpo.summary import best_trial
 
-# open_study, load_study, describe_best and BestSummary live in hpo.opening / hpo.summary; also importable from here.
 __all__ = [
     "FINISHED_STATES",
-    "BestSummary",
     "RunResult",
     "TrialReport",
-    "best_summary",
     "count_finished",
-    "describe_best",
-    "load_study",
-    "open_study",
     "run_study",
     "study_result",
 ]

@@ -20,7 +20,7 @@ import torch
 from hpo.best_folder import best_lock, replace_best, write_best_files, write_files
 from hpo.errors import ConfigError, StudyError, WeightsError
 from hpo.model import MLP
-from hpo.paths import StudyPaths
+from hpo.paths import FRONT_FILE, StudyPaths
 from hpo.predictor import LoadedModel, Predictor, default_device
 
 if TYPE_CHECKING:  # imported for annotations only: loading a model needs neither Lightning nor Optuna
@@ -118,7 +118,7 @@ def write_best_weights(
 def read_card(folder: Path) -> dict[str, Any]:
     """Read and check the ``model.json`` of a weights folder."""
     path = folder / CARD_FILE
-    if not path.exists() and (folder / "front.json").is_file():
+    if not path.exists() and (folder / FRONT_FILE).is_file():
         raise WeightsError(
             f"{folder}: holds the Pareto front of a multi-objective study (front.json and one trial_NNNN folder per "
             f"model), not one model; pick one: {folder}/trial_NNNN, `hpo predict --study STUDY --trial N`, or "

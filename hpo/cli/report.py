@@ -35,7 +35,7 @@ def report(study_name: str, storage: str | None, root: Path, out: Path | None, a
     """
     from rich.console import Console
 
-    from hpo.paths import validate_study_name
+    from hpo.paths import FRONT_FILE, StudyPaths, validate_study_name
     from hpo.report import write_report
 
     quiet_libraries()
@@ -51,8 +51,8 @@ def report(study_name: str, storage: str | None, root: Path, out: Path | None, a
         click.echo(f"PNG:    {path}")
     for plot, reason in result.missing.items():
         click.echo(f"Not drawn: {plot}: {reason}")
-    if not result.reliability and (root / study_name / "best" / "front.json").is_file():
-        folder = root / study_name / "best"
-        click.echo(f"Reliability diagrams: one per Pareto-optimal trial, {folder}/trial_NNNN/reliability.png")
+    best = StudyPaths(root, study_name).best
+    if not result.reliability and (best / FRONT_FILE).is_file():
+        click.echo(f"Reliability diagrams: one per Pareto-optimal trial, {best}/trial_NNNN/reliability.png")
     elif not result.reliability:
         click.echo("No reliability diagram: best/reliability.png does not exist for this study.")

@@ -182,7 +182,8 @@ def _run_workers(
     out: TextIO,
 ) -> tuple[RunResult, int]:
     from hpo.data import load_data
-    from hpo.study import count_finished, open_study, study_result
+    from hpo.opening import open_study
+    from hpo.study import count_finished, study_result
     from hpo.workers import WorkerPool, describe_exit, threads_per_worker, worker_command
 
     load_data(experiment.data)  # bad data: one error here rather than one per worker
@@ -235,19 +236,21 @@ def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json
         return
     budget = f"/{result.budget}" if result.budget else ""
     click.echo(f"Study {result.study!r}: {result.finished}{budget} trials finished ({result.ran} in this run).")
-    feasible = "feasible " if experiment.study.constraints else ""
+    constraints = ", ".join(c.text for c in experiment.study.constraints)
     if result.front:
         click.echo(
             f"Pareto front: trials {list(result.front)}; weights in {root / result.study / 'best'}/trial_NNNN "
             f"(hpo best --study {result.study} lists them)"
         )
     elif result.front is not None or result.best_trial is None:
-        click.echo(
-            f"No {feasible}completed trial yet, so nothing is in {root / result.study / 'best'}"
-            + (f" (constraints: {', '.join(c.text for c in experiment.study.constraints)})" if feasible else "")
-            + "; run more trials (--n-trials)"
-            + (" or loosen the constraints" if feasible else "")
-        )
+        nothing = f"so nothing is in {root / result.study / 'best'}"
+        if constraints:
+            click.echo(
+                f"No feasible completed trial yet, {nothing} (constraints: {constraints}); run more trials "
+                "(--n-trials) or loosen the constraints"
+            )
+        else:
+            click.echo(f"No completed trial yet, {nothing}; run more trials (--n-trials)")
     if result.best_trial is not None:
         click.echo(
             f"Best {experiment.study.metric} = {result.best_value:.6g} (trial {result.best_trial}); "
