@@ -15,8 +15,8 @@ import optuna
 import pytorch_lightning as pl
 import torch
 
-from hpo.config import Experiment, parse_experiment
-from hpo.data import PreparedData, load_data
+from hpo.config.experiment import Experiment, parse_experiment
+from hpo.data.loading import PreparedData, load_data
 
 WORK = Path(tempfile.mkdtemp(prefix="hpo-bench-"))
 

@@ -7,7 +7,7 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from hpo.batches import TensorBatches
+from hpo.train.batches import TensorBatches
 
 
 def samples_per_second(loader: object, rows: int, epochs: int) -> float:

@@ -15,8 +15,8 @@ from pathlib import Path
 import optuna
 import torch
 
-from hpo.config import parse_experiment
-from hpo.study import TrialReport, run_study
+from hpo.config.experiment import parse_experiment
+from hpo.search.run import TrialReport, run_study
 
 
 def rss_mb() -> float:

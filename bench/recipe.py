@@ -23,7 +23,7 @@ from torchmetrics.functional.classification import binary_auroc
 from bench.common import experiment, prepared
 from bench.study_costs import DEFAULT_PARAMS
 from hpo.model import MLP
-from hpo.study import TrialReport, run_study
+from hpo.search.run import TrialReport, run_study
 
 ROWS, TRIALS, EPOCHS = 20_000, 8, 4
 

@@ -20,8 +20,8 @@ import torch
 
 from bench.common import experiment, interactions_csv
 from bench.study_costs import DEFAULT_PARAMS
-from hpo.algorithms import DEFAULT_PRUNER, DEFAULT_SAMPLER
-from hpo.study import run_study
+from hpo.config.algorithms import DEFAULT_PRUNER, DEFAULT_SAMPLER
+from hpo.search.run import run_study
 
 SEEDS = (0, 1, 2, 3, 4)
 ROWS, EPOCHS = 3000, 10

@@ -17,14 +17,14 @@ import torch
 
 from bench.common import experiment, prepared
 from bench.training_cost import PARAMS, plain_loop
-from hpo.batches import TensorBatches
-from hpo.config import Experiment
-from hpo.data import PreparedData
+from hpo.config.experiment import Experiment
+from hpo.data.loading import PreparedData
 from hpo.model import MLP
-from hpo.objective import build_trainer, resolve_params
-from hpo.opening import open_study
-from hpo.study import TrialReport, run_study
-from hpo.training import BestEpochCallback, BinaryClassifier
+from hpo.search.run import TrialReport, run_study
+from hpo.study.access import open_study
+from hpo.train.batches import TensorBatches
+from hpo.train.lightning_module import BestEpochCallback, BinaryClassifier
+from hpo.train.objective import build_trainer, resolve_params
 
 #: Epochs of the 10k-row trials of figure 3b: the default search space's max_epochs (search_spaces/default.yaml).
 EPOCHS_10K = 30
@@ -113,7 +113,7 @@ def optuna_floor_at(existing: int, measured: int) -> float:
 
 def lightning_only(exp: Experiment, data: PreparedData, params: dict[str, Any], seed: int) -> None:
     """The training part of a trial with nothing else: the same module, callbacks and Trainer settings as
-    :class:`hpo.objective.Objective`, but no Optuna trial, no storage and no TensorBoard logger."""
+    :class:`hpo.train.objective.Objective`, but no Optuna trial, no storage and no TensorBoard logger."""
     for name in ("pytorch_lightning", "lightning_fabric"):  # no start-up banners, as in hpo's own trials
         logging.getLogger(name).setLevel(logging.WARNING)
     pl.seed_everything(seed, workers=False, verbose=False)

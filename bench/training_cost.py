@@ -10,12 +10,12 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from bench.common import experiment, median_time, prepared
-from hpo.batches import TensorBatches
-from hpo.data import PreparedData
+from hpo.data.loading import PreparedData
 from hpo.metrics import compute_metrics, hp_name
 from hpo.model import MLP
-from hpo.objective import Objective, training_device
 from hpo.paths import StudyPaths
+from hpo.train.batches import TensorBatches
+from hpo.train.objective import Objective, training_device
 
 PARAMS = {"lr": 1e-3, "n_layers": 2, "hidden_size": 64, "optimizer": "adam", "dropout": 0.0}
 

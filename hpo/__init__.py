@@ -12,26 +12,26 @@ from hpo.errors import ConfigError, DataError, HpoError, StudyError, WeightsErro
 from hpo.paths import StudyPaths, validate_study_name
 
 if TYPE_CHECKING:
-    from hpo.config import Experiment, load_experiment
+    from hpo.best.format import load_model
+    from hpo.config.experiment import Experiment, load_experiment
+    from hpo.inference.predictor import LoadedModel, Predictor
     from hpo.model import MLP
-    from hpo.predictor import LoadedModel, Predictor
-    from hpo.study import RunResult, run_study
-    from hpo.summary import BestSummary, describe_best
-    from hpo.weights import load_model
+    from hpo.search.run import RunResult, run_study
+    from hpo.views.best_summary import BestSummary, describe_best
 
 # torch, Lightning and Optuna take seconds to import: load them on first use so that `hpo --help` and input
 # validation stay fast.
 _LAZY = {
-    "Experiment": "hpo.config",
-    "load_experiment": "hpo.config",
+    "Experiment": "hpo.config.experiment",
+    "load_experiment": "hpo.config.experiment",
     "MLP": "hpo.model",
-    "BestSummary": "hpo.summary",
-    "RunResult": "hpo.study",
-    "describe_best": "hpo.summary",
-    "run_study": "hpo.study",
-    "LoadedModel": "hpo.predictor",
-    "Predictor": "hpo.predictor",
-    "load_model": "hpo.weights",
+    "BestSummary": "hpo.views.best_summary",
+    "RunResult": "hpo.search.run",
+    "describe_best": "hpo.views.best_summary",
+    "run_study": "hpo.search.run",
+    "LoadedModel": "hpo.inference.predictor",
+    "Predictor": "hpo.inference.predictor",
+    "load_model": "hpo.best.format",
 }
 
 
@@ -111,8 +111,8 @@ def load_best(
         name = study
     if not best.exists():
         raise WeightsError(f"{best}: no best weights yet for study {name!r}; run `hpo run` until a trial completes")
-    from hpo.selection import choose_folder
-    from hpo.weights import load_model
+    from hpo.best.format import load_model
+    from hpo.best.selection import choose_folder
 
     folder = choose_folder(best, trial=trial, maximize=maximize, minimize=minimize, where=where)
     return load_model(folder, device)

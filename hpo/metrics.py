@@ -21,7 +21,7 @@ METRICS: dict[str, str] = {
     "val/recall": "maximize",
 }
 
-#: Metrics of the trained network itself, measured once per trial after training (see :mod:`hpo.model_metrics`):
+#: Metrics of the trained network itself, measured once per trial after training (see :mod:`hpo.train.model_metrics`):
 #: trainable parameters, and the median forward time in milliseconds of a fixed batch on one CPU thread.
 MODEL_METRICS: dict[str, str] = {
     "model/params": "minimize",

@@ -10,7 +10,7 @@ from hpo.errors import ConfigError
 
 __all__ = ["FRONT_FILE", "StudyPaths", "validate_study_name"]
 
-#: The list of a Pareto front in ``best/`` (see :mod:`hpo.pareto`); its presence marks ``best/`` as a front.
+#: The list of a Pareto front in ``best/`` (see :mod:`hpo.best.front`); its presence marks ``best/`` as a front.
 FRONT_FILE = "front.json"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

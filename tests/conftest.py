@@ -103,8 +103,8 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Shared by the tests that only read a study (report, dashboard, TensorBoard, listing): do not change it.
     """
-    from hpo.config import load_experiment
-    from hpo.study import run_study
+    from hpo.config.experiment import load_experiment
+    from hpo.search.run import run_study
 
     folder = tmp_path_factory.mktemp("tiny_study")
     doc = tiny_space(
@@ -131,8 +131,8 @@ def inference_space(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def inference_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The root (``studies/``) of one finished tiny study ``inf``, shared by the inference tests: do not modify it."""
-    from hpo.config import parse_experiment
-    from hpo.study import run_study
+    from hpo.config.experiment import parse_experiment
+    from hpo.search.run import run_study
 
     root = tmp_path_factory.mktemp("inference") / "studies"
     run_study(parse_experiment(inference_space(), root.parent / "space.yaml"), root=root)
@@ -168,8 +168,8 @@ def pareto_space(**study: Any) -> dict[str, Any]:
 def pareto_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The root (``studies/``) of one finished two-objective study ``pareto``, shared by the tests that only read it:
     do not modify it (copy it first)."""
-    from hpo.config import parse_experiment
-    from hpo.study import run_study
+    from hpo.config.experiment import parse_experiment
+    from hpo.search.run import run_study
 
     root = tmp_path_factory.mktemp("pareto") / "studies"
     run_study(parse_experiment(pareto_space(), root.parent / "pareto.yaml"), root=root)

@@ -13,8 +13,8 @@ import optuna
 import pytest
 from optuna.artifacts import download_artifact, get_all_artifact_meta
 
-from hpo.artifacts import ARTIFACTS_ATTR, artifact_store, artifacts_dir
 from hpo.paths import StudyPaths
+from hpo.study.artifacts import ARTIFACTS_ATTR, artifact_store, artifacts_dir
 
 BEST_FILES = ["calibration.json", "model.json", "model.pt", "reliability.png"]
 
@@ -99,9 +99,9 @@ def test_optuna_dashboard_lists_and_serves_the_best_trials_artifacts(inference_s
 def test_an_unwritable_artifact_folder_is_recorded_and_the_trial_still_counts(tmp_path: Path) -> None:
     import subprocess as sp
 
-    from hpo.artifacts import ARTIFACTS_ERROR_ATTR
-    from hpo.config import parse_experiment
-    from hpo.study import run_study
+    from hpo.config.experiment import parse_experiment
+    from hpo.search.run import run_study
+    from hpo.study.artifacts import ARTIFACTS_ERROR_ATTR
     from tests.conftest import inference_space
 
     root = tmp_path / "studies"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from hpo.batches import TensorBatches
+from hpo.train.batches import TensorBatches
 
 
 def test_each_row_once_per_epoch_in_slices() -> None:

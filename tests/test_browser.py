@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 import pytest
 
-from hpo.report import write_report
+from hpo.views.report import write_report
 from tests.test_serving import serving
 
 pytestmark = pytest.mark.slow

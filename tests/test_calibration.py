@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.metrics import brier_score_loss, log_loss
 
-from hpo.calibration import (
+from hpo.inference.calibration import (
     N_BINS,
     fit_temperature,
     log_loss_of_logits,

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from hpo.best.front import trial_folder
 from hpo.cli import main
-from hpo.pareto import trial_folder
 from tests.conftest import pareto_space, run_hpo
 
 

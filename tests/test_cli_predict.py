@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from hpo.cli import main
 from tests.conftest import REPO, run_hpo
 
-DATASET = REPO / "hpo" / "datasets" / "breast_cancer.csv"
+DATASET = REPO / "hpo" / "data" / "datasets" / "breast_cancer.csv"
 
 
 def _invoke(args: list[str]):

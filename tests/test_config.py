@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpo.config import load_experiment
-from hpo.constraints import Constraint
+from hpo.config.constraints import Constraint
+from hpo.config.experiment import load_experiment
+from hpo.config.objectives import ObjectiveSpec
+from hpo.config.space import CategoricalParam, FixedParam, FloatParam, IntParam
 from hpo.errors import ConfigError
-from hpo.objectives import ObjectiveSpec
-from hpo.space import CategoricalParam, FixedParam, FloatParam, IntParam
 from tests.conftest import REPO, tiny_space
 
 

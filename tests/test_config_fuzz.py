@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpo.config import Experiment, load_experiment
+from hpo.config.experiment import Experiment, load_experiment
 from hpo.errors import ConfigError
 from tests.conftest import REPO, tiny_space
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from hpo.constraints import Constraint, feasible, parse_constraint, parse_constraints, violations
+from hpo.config.constraints import Constraint, feasible, parse_constraint, parse_constraints, violations
 from hpo.errors import ConfigError
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpo.config import parse_experiment
-from hpo.data import load_data, split_rows
-from hpo.data_settings import DataSettings
+from hpo.config.data_section import DataSettings
+from hpo.config.experiment import parse_experiment
+from hpo.data.loading import load_data, split_rows
 from hpo.errors import DataError
 
 

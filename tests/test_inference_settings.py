@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from hpo.config import load_experiment
+from hpo.config.experiment import load_experiment
+from hpo.config.inference_section import InferenceSettings, ThresholdRule
 from hpo.errors import ConfigError
-from hpo.inference_settings import InferenceSettings, ThresholdRule
 from tests.conftest import tiny_space
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 
 from hpo.model import MLP
-from hpo.model_metrics import count_parameters, latency_ms, measure_model
+from hpo.train.model_metrics import count_parameters, latency_ms, measure_model
 
 
 def test_parameter_count_is_every_trainable_weight_and_bias() -> None:

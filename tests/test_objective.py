@@ -6,11 +6,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo.config import load_experiment
-from hpo.data import load_data
+from hpo.config.experiment import load_experiment
+from hpo.data.loading import load_data
 from hpo.metrics import METRICS, hp_name
-from hpo.objective import Objective
 from hpo.paths import StudyPaths
+from hpo.train.objective import Objective
 from tests.conftest import read_tensorboard_run, tiny_space
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo.config import load_experiment
+from hpo.config.experiment import load_experiment
 from hpo.errors import StudyError
-from hpo.opening import open_study
+from hpo.study.access import open_study
 from tests.conftest import tiny_space
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask/tell, not optimize, here

@@ -1,4 +1,4 @@
-"""hpo.overview and ``hpo studies``: every study with its trials counted by state."""
+"""hpo.views.studies_list and ``hpo studies``: every study with its trials counted by state."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from hpo.cli import main
 from hpo.errors import StudyError
-from hpo.overview import list_studies
+from hpo.views.studies_list import list_studies
 from tests.conftest import run_hpo
 
 

@@ -1,4 +1,4 @@
-"""hpo.pareto and multi-objective studies end to end: best/ holds exactly the Pareto front Optuna reports."""
+"""hpo.best.front and multi-objective studies end to end: best/ holds exactly the Pareto front Optuna reports."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import torch
 from torchmetrics.functional.classification import binary_auroc
 
 import hpo
-from hpo.config import parse_experiment
-from hpo.data import load_data
+from hpo.best.front import FRONT_FILE, front_folders, promote_front_files, read_front, trial_folder
+from hpo.config.experiment import parse_experiment
+from hpo.config.objectives import ObjectiveSpec
+from hpo.data.loading import load_data
 from hpo.errors import ConfigError, StudyError, WeightsError
 from hpo.metrics import hp_name
 from hpo.model import MLP
-from hpo.objectives import ObjectiveSpec
-from hpo.pareto import FRONT_FILE, front_folders, promote_front_files, read_front, trial_folder
 from hpo.paths import StudyPaths
-from hpo.study import run_study
+from hpo.search.run import run_study
 from tests.conftest import pareto_space, read_tensorboard_run
 
 OBJECTIVES = (ObjectiveSpec("val/auroc", "maximize"), ObjectiveSpec("model/params", "minimize"))

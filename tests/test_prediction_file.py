@@ -10,13 +10,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import hpo
+from hpo.best.format import load_model
 from hpo.errors import DataError
-from hpo.prediction_file import default_output_path, predict_csv
-from hpo.predictor import Predictor
-from hpo.weights import load_model
+from hpo.inference.prediction_file import default_output_path, predict_csv
+from hpo.inference.predictor import Predictor
 from tests.conftest import REPO
 
-DATASET = REPO / "hpo" / "datasets" / "breast_cancer.csv"
+DATASET = REPO / "hpo" / "data" / "datasets" / "breast_cancer.csv"
 
 
 @pytest.fixture(scope="module")

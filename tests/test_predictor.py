@@ -9,12 +9,12 @@ import pytest
 import torch
 
 import hpo
-import hpo.predictor
+import hpo.inference.predictor
 from hpo.errors import DataError
-from hpo.predictor import Predictor
+from hpo.inference.predictor import Predictor
 from tests.conftest import REPO
 
-DATASET = REPO / "hpo" / "datasets" / "breast_cancer.csv"
+DATASET = REPO / "hpo" / "data" / "datasets" / "breast_cancer.csv"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_batches_give_the_same_probabilities(
     predictor: Predictor, rows: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = predictor.predict_proba(rows)
-    monkeypatch.setattr(hpo.predictor, "BATCH_ROWS", 7)
+    monkeypatch.setattr(hpo.inference.predictor, "BATCH_ROWS", 7)
     np.testing.assert_allclose(predictor.predict_proba(rows), whole, atol=1e-7)
 
 

@@ -5,8 +5,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from hpo.calibration import probability_quality
-from hpo.reliability import reliability_png
+from hpo.inference.calibration import probability_quality
+from hpo.inference.reliability import reliability_png
 
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)
 

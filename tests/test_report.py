@@ -1,4 +1,4 @@
-"""hpo.report and hpo.figures: a report that opens offline, with every plot or the reason it is missing."""
+"""hpo.views.report and hpo.views.figures: a report that opens offline, with every plot or the reason it is missing."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from hpo.cli import main
-from hpo.config import load_experiment
-from hpo.figures import PLOTS
-from hpo.report import write_report
-from hpo.study import run_study
+from hpo.config.experiment import load_experiment
+from hpo.search.run import run_study
+from hpo.views.figures import PLOTS
+from hpo.views.report import write_report
 from tests.conftest import run_hpo, tiny_space
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""hpo.serving, ``hpo dashboard`` and ``hpo tensorboard``: loopback by default, clear port errors, clean stops."""
+"""hpo.views.serving, ``hpo dashboard`` and ``hpo tensorboard``: loopback by default, clear port errors, clean stops."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo.errors import StudyError
-from hpo.serving import ServeError, binds_all_interfaces, free_port, start_dashboard, start_tensorboard
+from hpo.views.serving import ServeError, binds_all_interfaces, free_port, start_dashboard, start_tensorboard
 from tests.conftest import HPO, REPO
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from hpo.config.params_section import parse_search_space
 from hpo.errors import ConfigError
-from hpo.params_section import parse_search_space
 
 RAW = {
     "momentum": {"type": "float", "low": 0.5, "high": 0.9, "condition": {"optimizer": ["sgd", "rmsprop"]}},

@@ -3,7 +3,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from hpo.storage import open_storage
+from hpo.study.storage import open_storage
 
 PROCESSES = 6
 

@@ -16,14 +16,14 @@ from click.testing import CliRunner
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.best.format import load_model
 from hpo.cli import main
 from hpo.cli._progress import TrialProgress
-from hpo.config import load_experiment
+from hpo.config.experiment import load_experiment
 from hpo.errors import ConfigError, DataError, StudyError
-from hpo.opening import open_study
-from hpo.study import TrialReport, run_study
-from hpo.summary import describe_best
-from hpo.weights import load_model
+from hpo.search.run import TrialReport, run_study
+from hpo.study.access import open_study
+from hpo.views.best_summary import describe_best
 from tests.conftest import read_tensorboard_run, tiny_space
 
 

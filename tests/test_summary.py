@@ -9,10 +9,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo.config import load_experiment
+from hpo.config.experiment import load_experiment
 from hpo.errors import StudyError
-from hpo.study import run_study
-from hpo.summary import describe_best
+from hpo.search.run import run_study
+from hpo.views.best_summary import describe_best
 from tests.conftest import tiny_space
 
 

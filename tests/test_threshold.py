@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_recall_curve, precision_score, recall_score, roc_curve
 
-from hpo.inference_settings import ThresholdRule
-from hpo.threshold import ThresholdChoice, choose_threshold
+from hpo.config.inference_section import ThresholdRule
+from hpo.inference.threshold import ThresholdChoice, choose_threshold
 
 
 def _scores(seed: int = 0, n: int = 300) -> tuple[np.ndarray, np.ndarray]:

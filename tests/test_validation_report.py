@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 
 import hpo
-from hpo.config import parse_experiment
-from hpo.data import load_data
-from hpo.inference_settings import InferenceSettings, ThresholdRule
-from hpo.objective import TrainedModel
-from hpo.validation_report import build_validation_report, read_saved_inference
+from hpo.config.experiment import parse_experiment
+from hpo.config.inference_section import InferenceSettings, ThresholdRule
+from hpo.data.loading import load_data
+from hpo.inference.validation_report import build_validation_report, read_saved_inference
+from hpo.train.objective import TrainedModel
 from tests.conftest import REPO, inference_space
 
-DATASET = REPO / "hpo" / "datasets" / "breast_cancer.csv"
+DATASET = REPO / "hpo" / "data" / "datasets" / "breast_cancer.csv"
 
 
 def _validation_rows(card: dict) -> tuple[pd.DataFrame, np.ndarray]:

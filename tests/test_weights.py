@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import hpo
-from hpo.config import load_experiment
+from hpo.best.format import best_lock, load_model, write_best_weights
+from hpo.config.experiment import load_experiment
 from hpo.errors import DataError, WeightsError
 from hpo.paths import StudyPaths
-from hpo.study import run_study
-from hpo.weights import best_lock, load_model, write_best_weights
+from hpo.search.run import run_study
 from tests.conftest import REPO, tiny_space
 
 
@@ -41,7 +41,7 @@ def test_plain_pytorch_recipe_reproduces_the_recorded_metric_in_a_fresh_process(
         model = MLP(**card["model"]["kwargs"])
         model.load_state_dict(torch.load({str(best / "model.pt")!r}))
         model.eval()
-        frame = pd.read_csv({str(REPO / "hpo" / "datasets" / "breast_cancer.csv")!r})
+        frame = pd.read_csv({str(REPO / "hpo" / "data" / "datasets" / "breast_cancer.csv")!r})
         rows = frame.iloc[card["data"]["validation_rows"]]
         x = rows[card["features"]].to_numpy(dtype=np.float64)
         x = ((x - np.array(card["standardization"]["mean"])) / np.array(card["standardization"]["std"]))

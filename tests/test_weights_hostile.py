@@ -13,9 +13,9 @@ import torch
 import yaml
 
 import hpo
-from hpo.config import load_experiment
+from hpo.config.experiment import load_experiment
 from hpo.errors import WeightsError
-from hpo.study import run_study
+from hpo.search.run import run_study
 from tests.conftest import tiny_space
 
 

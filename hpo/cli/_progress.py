@@ -16,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from hpo.study import TrialReport
+from hpo.search.run import TrialReport
 
 __all__ = ["TrialProgress"]
 

@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from hpo.serving import RunningServer, binds_all_interfaces
+from hpo.views.serving import RunningServer, binds_all_interfaces
 
 __all__ = ["serve_until_interrupted"]
 

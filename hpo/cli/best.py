@@ -14,7 +14,7 @@ import click
 from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root_option, storage_option
 
 if TYPE_CHECKING:
-    from hpo.front import FrontSummary
+    from hpo.views.front_summary import FrontSummary
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -34,9 +34,9 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
       hpo best --study default --json
       hpo best --study pareto
     """
-    from hpo.front import FrontSummary, describe_study
+    from hpo.inference.validation_report import read_saved_inference
     from hpo.paths import validate_study_name
-    from hpo.validation_report import read_saved_inference
+    from hpo.views.front_summary import FrontSummary, describe_study
 
     quiet_libraries()
     summary = describe_study(validate_study_name(study_name, "--study"), root=root, storage=storage)

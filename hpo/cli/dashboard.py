@@ -30,7 +30,7 @@ def dashboard(study_name: str, storage: str | None, root: Path, host: str, port:
     """
     from hpo.cli._serve import serve_until_interrupted
     from hpo.paths import validate_study_name
-    from hpo.serving import start_dashboard
+    from hpo.views.serving import start_dashboard
 
     quiet_libraries()
     # The dashboard recomputes importances on every refresh; with few trials Optuna warns each time that they are

@@ -64,9 +64,9 @@ def predict(
             "--trial and --model: --trial picks a trial of --study's best/; a --model folder is one model"
         )
     from hpo import load_best
+    from hpo.best.format import load_model
+    from hpo.inference.prediction_file import predict_csv
     from hpo.paths import validate_study_name
-    from hpo.prediction_file import predict_csv
-    from hpo.weights import load_model
 
     predictor = (
         load_model(model_dir, device)

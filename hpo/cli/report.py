@@ -36,7 +36,7 @@ def report(study_name: str, storage: str | None, root: Path, out: Path | None, a
     from rich.console import Console
 
     from hpo.paths import FRONT_FILE, StudyPaths, validate_study_name
-    from hpo.report import write_report
+    from hpo.views.report import write_report
 
     quiet_libraries()
     console = Console(stderr=True)

@@ -17,8 +17,8 @@ import click
 from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root_option, storage_option
 
 if TYPE_CHECKING:
-    from hpo.config import Experiment
-    from hpo.study import RunResult
+    from hpo.config.experiment import Experiment
+    from hpo.search.run import RunResult
 
 
 class _Interrupts:
@@ -104,14 +104,14 @@ def run(
       hpo run search_spaces/default.yaml --workers 2
       HPO_STORAGE=postgresql+psycopg://hpo:PASSWORD@db/hpo hpo run search_spaces/default.yaml
     """
-    from hpo.config import load_experiment
+    from hpo.config.experiment import load_experiment
 
     experiment = load_experiment(space_file).with_overrides(
         study_name=study_name, n_trials=n_trials, timeout=timeout, seed=seed
     )
     # The heavy imports (torch, Lightning) come after the file is validated, so bad input fails fast.
     quiet_libraries()
-    from hpo.workers import WORKER_INDEX_ENV
+    from hpo.search.workers import WORKER_INDEX_ENV
 
     if experiment.study.multi_objective and WORKER_INDEX_ENV not in os.environ:
         click.echo(
@@ -140,8 +140,8 @@ def _run_here(
     experiment: Experiment, root: Path, storage: str | None, threads: int | None, interrupts: _Interrupts, out: TextIO
 ) -> tuple[RunResult, int]:
     from hpo.cli._progress import TrialProgress
-    from hpo.study import run_study
-    from hpo.workers import WORKER_INDEX_ENV
+    from hpo.search.run import run_study
+    from hpo.search.workers import WORKER_INDEX_ENV
 
     worker_index = int(os.environ.get(WORKER_INDEX_ENV, "0") or 0)
     with (
@@ -181,10 +181,10 @@ def _run_workers(
     interrupts: _Interrupts,
     out: TextIO,
 ) -> tuple[RunResult, int]:
-    from hpo.data import load_data
-    from hpo.opening import open_study
-    from hpo.study import count_finished, study_result
-    from hpo.workers import WorkerPool, describe_exit, threads_per_worker, worker_command
+    from hpo.data.loading import load_data
+    from hpo.search.run import count_finished, study_result
+    from hpo.search.workers import WorkerPool, describe_exit, threads_per_worker, worker_command
+    from hpo.study.access import open_study
 
     load_data(experiment.data)  # bad data: one error here rather than one per worker
     study, paths, url = open_study(experiment, root=root, storage=storage)  # created once, before the workers race

@@ -29,7 +29,7 @@ def studies(root: Path, storage: str | None, as_json: bool) -> None:
       hpo studies --json
     """
     from hpo.cli._table import print_table
-    from hpo.overview import list_studies
+    from hpo.views.studies_list import list_studies
 
     quiet_libraries()
     found = list_studies(root=root, storage=storage)

@@ -28,7 +28,7 @@ def tensorboard(study_name: str, root: Path, host: str, port: int, as_json: bool
     """
     from hpo.cli._serve import serve_until_interrupted
     from hpo.paths import validate_study_name
-    from hpo.serving import start_tensorboard
+    from hpo.views.serving import start_tensorboard
 
     server = start_tensorboard(validate_study_name(study_name, "--study"), root=root, host=host, port=port)
     serve_until_interrupted(server, "TensorBoard", as_json)

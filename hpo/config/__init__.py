@@ -1,0 +1,1 @@
+"""The search-space file: YAML parsed and validated into frozen dataclasses before anything trains."""

@@ -1,0 +1,261 @@
+"""Search-space files: YAML parsed and validated into frozen dataclasses, before anything trains."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from hpo.config.algorithms import (
+    DEFAULT_PRUNER,
+    DEFAULT_SAMPLER,
+    PRUNERS,
+    SAMPLERS,
+    AlgorithmSettings,
+    build_pruner,
+    build_sampler,
+    parse_algorithm,
+)
+from hpo.config.constraints import Constraint, parse_constraints
+from hpo.config.data_section import EMBEDDED_DATASETS, DataSettings, parse_data
+from hpo.config.inference_section import InferenceSettings, parse_inference
+from hpo.config.objectives import ObjectiveSpec, check_direction, parse_objectives
+from hpo.config.params_section import parse_search_space
+from hpo.config.space import SearchSpace
+from hpo.config.yaml_doc import as_mapping, check_keys, get_int, read_yaml_file, too_deep
+from hpo.errors import ConfigError
+from hpo.metrics import METRICS, MODEL_METRICS
+from hpo.paths import validate_study_name
+
+__all__ = [
+    "EMBEDDED_DATASETS",
+    "DataSettings",
+    "Experiment",
+    "StudySettings",
+    "TrainingSettings",
+    "load_experiment",
+    "parse_experiment",
+]
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """How the Optuna study runs.
+
+    ``metric`` and ``direction`` are those of the first objective; ``objectives`` lists every objective (one for a
+    single-objective study: left empty, it is filled with ``(metric, direction)``). ``constraints`` decide which
+    trials are feasible: only feasible trials are promoted to ``best/``.
+    """
+
+    name: str
+    metric: str = "val/auroc"
+    direction: str = "maximize"
+    n_trials: int | None = 20
+    timeout: float | None = None
+    sampler: AlgorithmSettings = AlgorithmSettings("tpe")  # noqa: RUF009 - frozen, so sharing it is safe
+    pruner: AlgorithmSettings = AlgorithmSettings("percentile")  # noqa: RUF009 - frozen, so sharing it is safe
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+    objectives: tuple[ObjectiveSpec, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            object.__setattr__(self, "objectives", (ObjectiveSpec(self.metric, self.direction),))
+
+    @property
+    def multi_objective(self) -> bool:
+        """True when the study has several objectives (an Optuna multi-objective study with a Pareto front)."""
+        return len(self.objectives) > 1
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(o.direction for o in self.objectives)
+
+    @property
+    def model_metrics(self) -> tuple[str, ...]:
+        """The model metrics (``model/...``) that the objectives or constraints need, measured once per trial."""
+        used = [o.metric for o in self.objectives] + [c.metric for c in self.constraints]
+        return tuple(m for m in MODEL_METRICS if m in used)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Fixed training settings shared by every trial."""
+
+    max_epochs: int = 30
+    batch_size: int = 64
+    seed: int = 0
+    accelerator: str = "cpu"
+    early_stopping_patience: int | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One search-space file, validated."""
+
+    file: Path
+    study: StudySettings
+    data: DataSettings
+    training: TrainingSettings
+    space: SearchSpace
+    inference: InferenceSettings = InferenceSettings()  # noqa: RUF009 - frozen, so sharing it is safe
+
+    def with_overrides(
+        self,
+        *,
+        study_name: str | None = None,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        seed: int | None = None,
+    ) -> Experiment:
+        """Apply command-line overrides; ``seed`` seeds the sampler and the training of every trial."""
+        study = self.study
+        training = self.training
+        if study_name is not None:
+            study = replace(study, name=validate_study_name(study_name, "--study"))
+        if n_trials is not None:
+            if n_trials < 1:
+                raise ConfigError(f"--n-trials: must be >= 1, got {n_trials}")
+            study = replace(study, n_trials=n_trials)
+        if timeout is not None:
+            if not timeout > 0:
+                raise ConfigError(f"--timeout: must be > 0 seconds, got {timeout}")
+            study = replace(study, timeout=timeout)
+        if seed is not None:
+            study = replace(study, sampler=replace(study.sampler, options={**study.sampler.options, "seed": seed}))
+            training = replace(training, seed=seed)
+        return replace(self, study=study, training=training)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate a search-space file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or breaks a rule; the message names the file and key path.
+    """
+    path = Path(path)
+    return parse_experiment(read_yaml_file(path), path)
+
+
+def parse_experiment(raw: object, file: Path) -> Experiment:
+    """Validate the parsed YAML of a search-space file (see :func:`load_experiment`)."""
+    where = f"{file}:"
+    if raw is None:
+        raise ConfigError(f"{file}: is empty; see search_spaces/default.yaml for a complete example")
+    if too_deep(raw):
+        raise ConfigError(f"{file}: is nested too deeply to be a search-space file")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{file}: must be a mapping with the sections study, data, training, params and inference, "
+            f"got {type(raw).__name__}"
+        )
+    check_keys(raw, {"study", "data", "training", "params", "inference"}, where)
+    space = parse_search_space(raw.get("params"), f"{where} params")
+    study = _parse_study(as_mapping(raw.get("study"), f"{where} study"), file)
+    data = parse_data(as_mapping(raw.get("data"), f"{where} data"), f"{where} data")
+    training = _parse_training(as_mapping(raw.get("training"), f"{where} training"), f"{where} training")
+    inference = parse_inference(raw.get("inference"), f"{where} inference")
+    if data.source is None and not data.path.is_absolute() and not data.path.exists():
+        beside_file = file.parent / data.path
+        if beside_file.exists():
+            data = replace(data, path=beside_file)
+    return Experiment(file, study, data, training, space, inference)
+
+
+def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
+    where = f"{file}: study"
+    check_keys(
+        raw,
+        {
+            "name",
+            "metric",
+            "direction",
+            "n_trials",
+            "timeout",
+            "sampler",
+            "pruner",
+            "heartbeat_interval",
+            "grace_period",
+            "objectives",
+            "constraints",
+        },
+        where,
+    )
+    name = validate_study_name(raw.get("name", file.stem), f"{where}.name")
+    objectives: tuple[ObjectiveSpec, ...] = ()
+    if "objectives" in raw:
+        for key in ("metric", "direction"):
+            if key in raw:
+                raise ConfigError(
+                    f"{where}.{key}: cannot be combined with study.objectives (the first objective is the metric the "
+                    f"epochs are chosen by); remove {key}, or remove objectives for a single-objective study"
+                )
+        objectives = parse_objectives(raw["objectives"], f"{where}.objectives")
+        metric, direction = objectives[0].metric, objectives[0].direction
+    else:
+        metric = raw.get("metric", "val/auroc")
+        if not isinstance(metric, str) or metric not in METRICS:
+            raise ConfigError(f"{where}.metric: must be one of {list(METRICS)}, got {metric!r}")
+        direction = raw.get("direction", METRICS[metric])
+        if direction not in ("maximize", "minimize"):
+            raise ConfigError(f"{where}.direction: must be 'maximize' or 'minimize', got {direction!r}")
+        check_direction(metric, direction, f"{where}.direction")
+    constraints = parse_constraints(raw.get("constraints"), f"{where}.constraints")
+    n_trials = get_int(raw, "n_trials", None, where, low=1)
+    timeout = raw.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 or math.isinf(timeout)
+    ):
+        raise ConfigError(f"{where}.timeout: must be a number of seconds > 0, got {timeout!r}")
+    if n_trials is None and timeout is None:
+        raise ConfigError(f"{where}: set n_trials, timeout (seconds) or both, or the study would never end")
+    sampler = parse_algorithm(raw.get("sampler"), f"{where}.sampler", SAMPLERS, DEFAULT_SAMPLER)
+    pruner = parse_algorithm(raw.get("pruner"), f"{where}.pruner", PRUNERS, DEFAULT_PRUNER)
+    if len(objectives) > 1:
+        if "pruner" in raw and pruner.name != "none":
+            raise ConfigError(
+                f"{where}.pruner: Optuna does not prune multi-objective trials (it has no single value to compare "
+                f"epochs by), but {pruner.name!r} is configured; remove pruner or set it to none"
+            )
+        pruner = AlgorithmSettings("none")
+    build_sampler(sampler, f"{where}.sampler")
+    build_pruner(pruner, f"{where}.pruner")
+    heartbeat = get_int(raw, "heartbeat_interval", 10, where, low=1) or 10
+    grace = get_int(raw, "grace_period", max(30, 3 * heartbeat), where, low=1) or 30
+    if grace <= heartbeat:
+        raise ConfigError(
+            f"{where}.grace_period: must be longer than heartbeat_interval ({heartbeat} s), got {grace}; a live "
+            "worker would otherwise look dead"
+        )
+    return StudySettings(
+        name,
+        metric,
+        direction,
+        n_trials,
+        float(timeout) if timeout else None,
+        sampler,
+        pruner,
+        heartbeat,
+        grace,
+        objectives,
+        constraints,
+    )
+
+
+def _parse_training(raw: Mapping[str, Any], where: str) -> TrainingSettings:
+    check_keys(raw, {"max_epochs", "batch_size", "seed", "accelerator", "early_stopping_patience"}, where)
+    accelerator = raw.get("accelerator", "cpu")
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(f"{where}.accelerator: must be one of {list(ACCELERATORS)}, got {accelerator!r}")
+    return TrainingSettings(
+        max_epochs=get_int(raw, "max_epochs", 30, where, low=1) or 30,
+        batch_size=get_int(raw, "batch_size", 64, where, low=1) or 64,
+        seed=get_int(raw, "seed", 0, where) or 0,
+        accelerator=accelerator,
+        early_stopping_patience=get_int(raw, "early_stopping_patience", None, where, low=1),
+    )

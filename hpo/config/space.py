@@ -1,0 +1,154 @@
+"""The search space: parameter specs and how a trial samples them (parsed from ``params`` by hpo.config.params_section)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+import optuna
+
+from hpo.errors import ConfigError
+
+__all__ = [
+    "HYPERPARAMETERS",
+    "CategoricalParam",
+    "FixedParam",
+    "FloatParam",
+    "IntParam",
+    "ParamSpec",
+    "SearchSpace",
+    "ValueRule",
+]
+
+Scalar = Union[bool, int, float, str]  # noqa: UP007 - a runtime alias, valid on Python 3.10
+
+
+@dataclass(frozen=True)
+class ValueRule:
+    """What values one hyperparameter accepts."""
+
+    kind: str  # "float", "int" or "str"
+    low: float | None = None
+    low_inclusive: bool = True
+    high: float | None = None
+    high_inclusive: bool = True
+    options: tuple[str, ...] = ()
+    help: str = ""
+
+    def check(self, value: object, where: str) -> None:
+        if self.kind == "str":
+            if not isinstance(value, str) or value not in self.options:
+                raise ConfigError(f"{where}: must be one of {list(self.options)}, got {value!r}")
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: must be a number ({self.kind}), got {value!r}")
+        if self.kind == "int" and not isinstance(value, int):
+            raise ConfigError(f"{where}: must be an integer, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+        if self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive)):
+            op = ">=" if self.low_inclusive else ">"
+            raise ConfigError(f"{where}: must be {op} {self.low:g} ({self.help}), got {value!r}")
+        if self.high is not None and (value > self.high or (value == self.high and not self.high_inclusive)):
+            op = "<=" if self.high_inclusive else "<"
+            raise ConfigError(f"{where}: must be {op} {self.high:g} ({self.help}), got {value!r}")
+
+
+#: The hyperparameters the objective understands, and the values each accepts.
+HYPERPARAMETERS: dict[str, ValueRule] = {
+    "lr": ValueRule("float", 0.0, False, help="the optimizer's learning rate"),
+    "weight_decay": ValueRule("float", 0.0, help="L2 penalty of the optimizer"),
+    "momentum": ValueRule("float", 0.0, True, 1.0, False, help="momentum of sgd and rmsprop"),
+    "optimizer": ValueRule("str", options=("adam", "adamw", "sgd", "rmsprop")),
+    "n_layers": ValueRule("int", 0, help="number of hidden layers, 0 is logistic regression"),
+    "hidden_size": ValueRule("int", 1, help="units per hidden layer"),
+    "dropout": ValueRule("float", 0.0, True, 1.0, False, help="dropout probability after each hidden layer"),
+    "activation": ValueRule("str", options=("relu", "gelu", "silu", "tanh", "leaky_relu", "elu")),
+    "batch_size": ValueRule("int", 1, help="rows per training batch"),
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parameter is active only when ``parent`` took one of ``values``."""
+
+    parent: str
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """A float sampled with ``trial.suggest_float``."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    conditions: tuple[Condition, ...] = ()
+
+    def suggest(self, trial: optuna.Trial) -> Scalar:
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer sampled with ``trial.suggest_int``."""
+
+    name: str
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+    conditions: tuple[Condition, ...] = ()
+
+    def suggest(self, trial: optuna.Trial) -> Scalar:
+        return trial.suggest_int(self.name, self.low, self.high, step=self.step, log=self.log)
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    """One of a list of values, sampled with ``trial.suggest_categorical``."""
+
+    name: str
+    choices: tuple[Scalar, ...]
+    conditions: tuple[Condition, ...] = ()
+
+    def suggest(self, trial: optuna.Trial) -> Scalar:
+        value: Scalar = trial.suggest_categorical(self.name, list(self.choices))  # type: ignore[assignment]
+        return value
+
+
+@dataclass(frozen=True)
+class FixedParam:
+    """A value that every trial uses as it is (not searched, not stored as an Optuna parameter)."""
+
+    name: str
+    value: Scalar
+    conditions: tuple[Condition, ...] = ()
+
+    def suggest(self, trial: optuna.Trial) -> Scalar:
+        return self.value
+
+
+ParamSpec = Union[FloatParam, IntParam, CategoricalParam, FixedParam]  # noqa: UP007 - runtime alias
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The parameters of an experiment, in an order where every condition's parent comes first."""
+
+    params: tuple[ParamSpec, ...]
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Scalar]:
+        """Sample the active parameters for ``trial`` (fixed values included)."""
+        values: dict[str, Scalar] = {}
+        for spec in self.params:
+            if all(c.parent in values and values[c.parent] in c.values for c in spec.conditions):
+                values[spec.name] = spec.suggest(trial)
+        return values
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)

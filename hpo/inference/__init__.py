@@ -1,0 +1,1 @@
+"""Using a trained model: the predictor, calibration, the decision threshold, scoring CSV files."""

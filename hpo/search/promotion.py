@@ -1,0 +1,154 @@
+"""Publish the best trial: its weights, ``model.json``, calibration and threshold in ``best/``, and the same files
+as Optuna artifacts attached to the trial."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.study import StudyDirection
+
+from hpo.best.format import best_files, build_model_card, promote_best_files
+from hpo.best.front import promote_front_files
+from hpo.config.experiment import Experiment
+from hpo.data.loading import PreparedData
+from hpo.inference.validation_report import build_validation_report
+from hpo.paths import StudyPaths
+from hpo.study.artifacts import ARTIFACTS_ERROR_ATTR, artifacts_dir, attach_files
+from hpo.train.objective import TrainedModel
+
+__all__ = ["BestModelPublisher", "PreparedBest"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedBest:
+    """The files of ``best/`` for one trial, built once so that ``best/`` and the trial's artifacts are identical."""
+
+    trial_number: int
+    files: dict[str, bytes]
+
+
+def _beats_best(study: optuna.Study, value: float) -> bool:
+    """Whether ``value`` is strictly better than the best completed trial so far (ties keep the earlier trial)."""
+    try:
+        best = study.best_value
+    except ValueError:
+        return True
+    return value > best if study.direction == StudyDirection.MAXIMIZE else value < best
+
+
+def _dominated(study: optuna.Study, values: Sequence[float]) -> bool:
+    """Whether a trial on the study's Pareto front (feasible, complete) dominates ``values``."""
+    signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+    mine = [s * v for s, v in zip(signs, values, strict=True)]
+    for trial in study.best_trials:
+        theirs = [s * v for s, v in zip(signs, trial.values, strict=True)]
+        pairs = list(zip(theirs, mine, strict=True))
+        if all(t <= m for t, m in pairs) and any(t < m for t, m in pairs):
+            return True
+    return False
+
+
+class BestModelPublisher:
+    """Builds a completed trial's files while it still runs (when it beats the best so far) and attaches them to it
+    as artifacts; after the trial, writes them to ``best/`` if the storage says it is the best trial.
+
+    Args:
+        experiment: the validated search-space file (its ``inference`` section chooses threshold and temperature).
+        data: the prepared splits (the validation split is used).
+        paths: the study's files.
+    """
+
+    def __init__(self, experiment: Experiment, data: PreparedData, paths: StudyPaths) -> None:
+        self.experiment = experiment
+        self.data = data
+        self.paths = paths
+        self._prepared: dict[int, PreparedBest] = {}
+
+    def build(self, trained: TrainedModel) -> PreparedBest:
+        """``model.pt``, ``model.json`` (with temperature, threshold and calibration summary), ``calibration.json``
+        and ``reliability.png`` for ``trained``."""
+        report = build_validation_report(self.experiment, self.data, trained)
+        card = {
+            **build_model_card(self.experiment, self.data, trained),
+            **report.card_entries(),
+            **self._objective_entries(trained),
+        }
+        files = {**best_files(trained.state_dict, card), **report.files(self.experiment.study.name)}
+        return PreparedBest(trained.trial_number, files)
+
+    def _objective_entries(self, trained: TrainedModel) -> dict[str, Any]:
+        """``model.json`` entries of multi-objective and constrained studies (none for a plain study)."""
+        study = self.experiment.study
+        entries: dict[str, Any] = {}
+        if study.multi_objective:
+            entries["objectives"] = [
+                {"metric": o.metric, "direction": o.direction, "value": v}
+                for o, v in zip(study.objectives, trained.values, strict=True)
+            ]
+        if study.constraints:
+            entries["constraints"] = dict(trained.constraints)
+            entries["feasible"] = trained.feasible
+        return entries
+
+    def prepare(self, trial: optuna.Trial, trained: TrainedModel) -> None:
+        """Objective hook: if ``trained`` is feasible and beats the best trial so far (in a multi-objective study: no
+        trial on the Pareto front dominates it), build its files and attach them to ``trial``."""
+        if not trained.feasible:
+            return
+        if self.experiment.study.multi_objective:
+            if _dominated(trial.study, trained.values):
+                return
+        elif not _beats_best(trial.study, trained.value):
+            return
+        prepared = self.build(trained)
+        self._prepared[trained.trial_number] = prepared
+        try:
+            attach_files(trial, prepared.files, self.paths)
+        except OSError as exc:
+            # The artifacts are a copy for optuna-dashboard: without them the trial is still good and best/ can still
+            # be written, so the reason is recorded on the trial (and logged) instead of failing it.
+            reason = f"{artifacts_dir(self.paths)}: cannot be written ({exc.strerror or exc})"
+            trial.set_user_attr(ARTIFACTS_ERROR_ATTR, reason)
+            _log.warning("trial %d: its files were not attached as Optuna artifacts: %s", trial.number, reason)
+
+    def promote(self, trained: TrainedModel, is_best: Callable[[int], bool]) -> bool:
+        """Write ``trained``'s files to ``best/`` if, once the lock is held, ``is_best`` says it is the best trial.
+
+        Returns:
+            True when ``best/`` now holds ``trained``.
+
+        Raises:
+            StudyError: ``best/`` cannot be written (it keeps its previous content).
+        """
+        prepared = self._prepared.pop(trained.trial_number, None)
+        # Built here only when another worker's better trial was not yet complete when this one checked.
+        return promote_best_files(
+            self.paths, trained.trial_number, is_best, lambda: (prepared or self.build(trained)).files
+        )
+
+    def promote_front(self, trained: TrainedModel, front: Callable[[], Sequence[tuple[int, Sequence[float]]]]) -> bool:
+        """Multi-objective studies: bring ``best/`` in step with the Pareto front that ``front()`` reads under the
+        lock, writing ``trained``'s folder if it is on it (see :func:`hpo.best.front.promote_front_files`).
+
+        Returns:
+            True when ``best/`` now holds a folder for ``trained``.
+
+        Raises:
+            StudyError: ``best/`` cannot be written (it keeps its previous content).
+        """
+        prepared = self._prepared.pop(trained.trial_number, None)
+        study = self.experiment.study
+        return promote_front_files(
+            self.paths,
+            trained.trial_number,
+            front,
+            lambda: (prepared or self.build(trained)).files,
+            study.objectives,
+            [c.text for c in study.constraints],
+        )

@@ -1,0 +1,1 @@
+"""A study in its storage: storage URLs, opening (create-or-resume, or load) and reading it, its artifacts."""

@@ -1,0 +1,1 @@
+"""Training one trial: the Optuna objective, the LightningModule, its callbacks and batches."""
