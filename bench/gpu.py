@@ -17,7 +17,7 @@ import torch
 
 from bench import training_cost
 from bench.common import environment
-from hpo.train.objective import training_device
+from hpo.train.device import training_device
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks-gpu.md"
 

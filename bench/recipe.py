@@ -59,8 +59,8 @@ def reference_curve(seed: int) -> list[tuple[float, float]]:
     """(seconds since start, best AUROC so far) after each trial of the reference recipe."""
     exp = experiment({"params": DEFAULT_PARAMS, "data": {"split_seed": 0}}, ROWS)
     data = prepared(exp)
-    train = TensorDataset(data.x_train, data.y_train)
-    val = TensorDataset(data.x_val, data.y_val)
+    train = TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
+    val = TensorDataset(torch.from_numpy(data.x_val), torch.from_numpy(data.y_val))
     root = tempfile.mkdtemp()
 
     def objective(trial: optuna.Trial) -> float:

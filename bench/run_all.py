@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 
-from bench import loader, recipe, search_quality, study_costs, training_cost, workers
+from bench import light_commands, loader, recipe, search_quality, study_costs, training_cost, workers
 from bench.common import environment
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -29,7 +29,7 @@ NOTES = [
     "the same machine load; the trials use the default search space's training settings (30 epochs, batch 64).",
     "- 6 and 7 run on a task where the hyperparameters matter (on the embedded data almost every configuration is "
     "within 0.5% of the best): the label depends on products and curvature of five of twenty columns. The default "
-    "pruner and sampler (hpo/algorithms.py) were chosen from these figures.",
+    "pruner and sampler (hpo/config/algorithms.py) were chosen from these figures.",
     "",
 ]
 
@@ -41,7 +41,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
     rows = []
-    for module in (training_cost, loader, study_costs, recipe, workers, search_quality):
+    for module in (training_cost, loader, study_costs, recipe, workers, search_quality, light_commands):
         t0 = time.perf_counter()
         rows += module.run(quick=args.quick)
         print(f"{module.__name__}: {time.perf_counter() - t0:.0f} s", flush=True)

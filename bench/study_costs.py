@@ -21,7 +21,7 @@ from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData
 from hpo.model import MLP
 from hpo.search.run import TrialReport, run_study
-from hpo.study.access import open_study
+from hpo.study.access import create_or_resume_study
 from hpo.train.batches import TensorBatches
 from hpo.train.lightning_module import BestEpochCallback, BinaryClassifier
 from hpo.train.objective import build_trainer, resolve_params
@@ -87,7 +87,7 @@ def fixed_cost_at(existing: int, measured: int) -> float:
     """Median seconds per trial for ``measured`` one-epoch trials on 57 rows, after ``existing`` trials."""
     root = Path(tempfile.mkdtemp())
     exp = _tiny_trials(existing)
-    study, _, _ = open_study(exp, root=root)
+    study, _, _ = create_or_resume_study(exp, root=root)
     study.add_trials(_history(exp, existing))
     clock = TrialClock()
     run_study(exp.with_overrides(n_trials=existing + measured + 1), root=root, on_trial_end=clock, threads=1)
@@ -129,8 +129,9 @@ def lightning_only(exp: Experiment, data: PreparedData, params: dict[str, Any], 
     )
     best = BestEpochCallback(exp.study.metric, exp.study.direction, exp.training.early_stopping_patience)
     trainer = build_trainer(exp.training, False, [best], Path(tempfile.mkdtemp()))
-    train = TensorBatches(data.x_train, data.y_train, len(data.x_train), shuffle=True, seed=seed)
-    val = TensorBatches(data.x_val, data.y_val, 65536, shuffle=False)
+    x_train, y_train, x_val, y_val = (torch.from_numpy(a) for a in (data.x_train, data.y_train, data.x_val, data.y_val))
+    train = TensorBatches(x_train, y_train, len(x_train), shuffle=True, seed=seed)
+    val = TensorBatches(x_val, y_val, 65536, shuffle=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)

@@ -15,7 +15,8 @@ from hpo.metrics import compute_metrics, hp_name
 from hpo.model import MLP
 from hpo.paths import StudyPaths
 from hpo.train.batches import TensorBatches
-from hpo.train.objective import Objective, training_device
+from hpo.train.device import training_device
+from hpo.train.objective import Objective
 
 PARAMS = {"lr": 1e-3, "n_layers": 2, "hidden_size": 64, "optimizer": "adam", "dropout": 0.0}
 
@@ -61,7 +62,9 @@ _COPIES: dict[tuple[int, str], tuple[torch.Tensor, ...]] = {}
 def _on(data: PreparedData, device: torch.device) -> tuple[torch.Tensor, ...]:
     key = (id(data), str(device))
     if key not in _COPIES:
-        _COPIES[key] = tuple(t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val))
+        _COPIES[key] = tuple(
+            torch.from_numpy(a).to(device) for a in (data.x_train, data.y_train, data.x_val, data.y_val)
+        )
     return _COPIES[key]
 
 

@@ -8,10 +8,7 @@ from pathlib import Path
 
 from hpo.errors import ConfigError
 
-__all__ = ["FRONT_FILE", "StudyPaths", "validate_study_name"]
-
-#: The list of a Pareto front in ``best/`` (see :mod:`hpo.best.front`); its presence marks ``best/`` as a front.
-FRONT_FILE = "front.json"
+__all__ = ["StudyPaths", "validate_study_name"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -59,19 +56,9 @@ class StudyPaths:
         return self.study_dir / "tb"
 
     @property
-    def weights_dir(self) -> Path:
-        """``weights/``: the folders that ``best`` points to."""
-        return self.study_dir / "weights"
-
-    @property
     def best(self) -> Path:
-        """``best/``: a symlink to the folder holding the best trial's ``model.pt`` and ``model.json``."""
+        """``best/``: the best trial's model (or one folder per Pareto-optimal trial); see :mod:`hpo.best.folder`."""
         return self.study_dir / "best"
-
-    @property
-    def split_file(self) -> Path:
-        """``split.json``: the rows of the training and validation splits."""
-        return self.study_dir / "split.json"
 
     @property
     def lock_file(self) -> Path:

@@ -38,9 +38,13 @@ FLAGS = [
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail(
-            "needs chromium and chromium-driver (.ci/run installs them): apt-get install -y chromium chromium-driver"
+        reason = (
+            "needs Debian's chromium and chromium-driver, which `make test` installs where it may (root or "
+            "passwordless sudo): apt-get install -y chromium chromium-driver"
         )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)  # CI must run them
+        pytest.skip(reason)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

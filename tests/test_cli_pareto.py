@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hpo.best.front import trial_folder
+from hpo.best.folder import trial_folder
 from hpo.cli import main
 from tests.conftest import pareto_space, run_hpo
 

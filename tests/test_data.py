@@ -49,9 +49,9 @@ def test_standardisation_uses_training_rows_only(write_csv) -> None:
     assert np.allclose(data.standardization.mean, train.mean(axis=0))
     assert np.allclose(data.standardization.std, train.std(axis=0))
     assert not np.allclose(data.standardization.mean, x.mean(axis=0))
-    assert np.allclose(data.x_train.numpy().mean(axis=0), 0, atol=1e-6)
+    assert np.allclose(data.x_train.mean(axis=0), 0, atol=1e-6)
     expected_val = ((x[list(data.val_rows)] - train.mean(axis=0)) / train.std(axis=0)).astype(np.float32)
-    assert np.array_equal(data.x_val.numpy(), expected_val)
+    assert np.array_equal(data.x_val, expected_val)
 
 
 @pytest.mark.parametrize(
@@ -69,8 +69,8 @@ def test_binary_labels_and_their_mapping(write_csv, column, positive, labels) ->
     data = load_data(csv_settings(write_csv("x,y\n" + rows), positive_label=positive))
     assert data.labels == labels
     all_y = np.zeros(10, dtype=np.float32)
-    all_y[list(data.train_rows)] = data.y_train.numpy()
-    all_y[list(data.val_rows)] = data.y_val.numpy()
+    all_y[list(data.train_rows)] = data.y_train
+    all_y[list(data.val_rows)] = data.y_val
     expected = [1.0 if str(column[i % 2]) == str(labels[1]) else 0.0 for i in range(10)]
     assert all_y.tolist() == expected
 

@@ -10,7 +10,7 @@ from hpo.config.experiment import load_experiment
 from hpo.data.loading import load_data
 from hpo.metrics import METRICS, hp_name
 from hpo.paths import StudyPaths
-from hpo.train.objective import Objective
+from hpo.train.objective import Objective, TrainedModel
 from tests.conftest import read_tensorboard_run, tiny_space
 
 
@@ -18,16 +18,33 @@ from tests.conftest import read_tensorboard_run, tiny_space
 def objective(write_space, tmp_path: Path):
     def make(**overrides) -> Objective:
         exp = load_experiment(write_space(tiny_space(**overrides)))
-        return Objective(exp, load_data(exp.data), StudyPaths(tmp_path / "studies", exp.study.name))
+        completed: list[TrainedModel] = []
+        objective = Objective(
+            exp,
+            load_data(exp.data),
+            StudyPaths(tmp_path / "studies", exp.study.name),
+            on_complete=lambda trial, trained: completed.append(trained),
+        )
+        _COMPLETED[id(objective)] = completed
+        return objective
 
     return make
+
+
+_COMPLETED: dict[int, list[TrainedModel]] = {}
+
+
+def last_trained(objective: Objective) -> TrainedModel | None:
+    """The weights the objective handed to ``on_complete`` for its last completed trial (None: none completed)."""
+    completed = _COMPLETED[id(objective)]
+    return completed[-1] if completed else None
 
 
 def test_fixed_trial_trains_and_logs_to_tensorboard(objective) -> None:
     obj = objective()
     params = {"lr": 0.01, "n_layers": 1, "optimizer": "sgd", "momentum": 0.8}
     value = obj(optuna.trial.FixedTrial(params, number=7))
-    trained = obj.last_trained
+    trained = last_trained(obj)
     assert trained is not None and trained.trial_number == 7
     assert 0.5 < value <= 1.0 and value == trained.metrics["val/auroc"]
     assert trained.model_kwargs == {
@@ -59,7 +76,7 @@ def test_non_finite_loss_prunes_with_reason(objective) -> None:
     assert trial.state == optuna.trial.TrialState.PRUNED
     reason = trial.user_attrs["pruned_reason"]
     assert "training loss became NaN" in reason or "training loss became infinite" in reason
-    assert obj.last_trained is None
+    assert last_trained(obj) is None
 
 
 def test_pruning_callback_stops_training_early(objective) -> None:
@@ -94,7 +111,7 @@ def test_multi_objective_trial_returns_every_objective_and_records_constraints(o
     )
     trial = optuna.trial.FixedTrial({"lr": 0.01, "n_layers": 1, "optimizer": "adam"}, number=3)
     values = obj(trial)
-    trained = obj.last_trained
+    trained = last_trained(obj)
     assert trained is not None and isinstance(values, list) and len(values) == 3
     auroc, params, latency = values
     assert auroc == trained.value == trained.metrics["val/auroc"]  # the best epoch by the first objective
@@ -123,7 +140,7 @@ def test_a_multi_objective_study_reports_no_epochs_to_optuna(objective) -> None:
 def test_a_single_objective_study_logs_model_metrics_only_when_it_uses_them(objective) -> None:
     obj = objective(study={"constraints": ["model/params <= 10000"]})
     value = obj(optuna.trial.FixedTrial({"lr": 0.01, "n_layers": 1, "optimizer": "adam"}, number=1))
-    assert isinstance(value, float) and obj.last_trained is not None and obj.last_trained.feasible
+    assert isinstance(value, float) and last_trained(obj) is not None and last_trained(obj).feasible
     scalars, _, declared = read_tensorboard_run(obj.paths.tensorboard_dir / "trial_0001")
     assert "hp/params" in declared and "hp/latency_ms" not in declared
     assert [step for step, _ in scalars["hp/auroc"]] == [0, 0, 1, 2]  # unchanged: no extra point

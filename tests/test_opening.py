@@ -9,7 +9,7 @@ import pytest
 
 from hpo.config.experiment import load_experiment
 from hpo.errors import StudyError
-from hpo.study.access import open_study
+from hpo.study.access import create_or_resume_study
 from tests.conftest import tiny_space
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask/tell, not optimize, here
@@ -17,16 +17,16 @@ pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning
 
 def _first_ask(write_space, root: Path, name: str, worker_index: int) -> dict[str, object]:
     exp = load_experiment(write_space(tiny_space(study={"name": name, "sampler": {"name": "random", "seed": 3}})))
-    study, _, _ = open_study(exp, root=root, worker_index=worker_index)
+    study, _, _ = create_or_resume_study(exp, root=root, worker_index=worker_index)
     return study.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)}).params
 
 
 def test_open_creates_once_and_resumes(write_space, tmp_path: Path) -> None:
     root = tmp_path / "studies"
     exp = load_experiment(write_space(tiny_space()))
-    study, paths, url = open_study(exp, root=root)
+    study, paths, url = create_or_resume_study(exp, root=root)
     study.enqueue_trial({"lr": 0.01})
-    again, _, url_again = open_study(exp, root=root)
+    again, _, url_again = create_or_resume_study(exp, root=root)
     assert url == url_again == f"sqlite:///{paths.study_dir / 'study.db'}"
     assert again._study_id == study._study_id and len(again.trials) == 1
     assert again.user_attrs == {"metric": "val/auroc", "constraints": []}
@@ -51,11 +51,11 @@ def test_resuming_something_else_is_refused_and_changes_nothing(
     write_space, tmp_path: Path, study: dict[str, object], message: str
 ) -> None:
     root = tmp_path / "studies"
-    opened, _, _ = open_study(load_experiment(write_space(tiny_space())), root=root)
+    opened, _, _ = create_or_resume_study(load_experiment(write_space(tiny_space())), root=root)
     opened.enqueue_trial({"lr": 0.01})  # a study with trials: its constraints can no longer change
     other = load_experiment(write_space(tiny_space(study=study), name="other.yaml"))
     with pytest.raises(StudyError, match=message) as info:
-        open_study(other, root=root)
+        create_or_resume_study(other, root=root)
     assert "other.yaml" in str(info.value) and "--study" in str(info.value)
     reloaded = optuna.load_study(study_name="tiny", storage=f"sqlite:///{root / 'tiny' / 'study.db'}")
     assert reloaded.user_attrs == {"metric": "val/auroc", "constraints": []}
@@ -65,6 +65,6 @@ def test_resuming_something_else_is_refused_and_changes_nothing(
 def test_unreachable_storage_hides_the_password(write_space, tmp_path: Path) -> None:
     exp = load_experiment(write_space(tiny_space()))
     with pytest.raises(StudyError) as info:
-        open_study(exp, root=tmp_path / "studies", storage="postgresql+psycopg://bob:s3cret@127.0.0.1:1/db")
+        create_or_resume_study(exp, root=tmp_path / "studies", storage="postgresql+psycopg://bob:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in str(info.value) and "***" in str(info.value)
     assert not (tmp_path / "studies").exists()

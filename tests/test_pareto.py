@@ -1,4 +1,4 @@
-"""hpo.best.front and multi-objective studies end to end: best/ holds exactly the Pareto front Optuna reports."""
+"""The Pareto front in best/ (hpo.best.folder) end to end: best/ holds exactly the Pareto front Optuna reports."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from torchmetrics.functional.classification import binary_auroc
 
 import hpo
-from hpo.best.front import FRONT_FILE, front_folders, promote_front_files, read_front, trial_folder
+from hpo.best.folder import FRONT_FILE, front_folders, promote_front_files, read_front, trial_folder
 from hpo.config.experiment import parse_experiment
 from hpo.config.objectives import ObjectiveSpec
 from hpo.data.loading import load_data
@@ -56,7 +56,9 @@ def test_best_holds_exactly_the_pareto_front_and_each_folder_loads_with_plain_py
         assert trial.values[1] == n_params == card["metrics"]["model/params"]
         # The weights are those of the epoch whose AUROC was reported: recompute it on the validation rows.
         with torch.no_grad():
-            auroc = binary_auroc(torch.sigmoid(model(data.x_val)), data.y_val.long())
+            auroc = binary_auroc(
+                torch.sigmoid(model(torch.from_numpy(data.x_val))), torch.from_numpy(data.y_val).long()
+            )
         assert float(auroc) == pytest.approx(trial.values[0], abs=1e-6)
         predictor = hpo.load_best(pareto_study / "pareto", trial=number)
         assert predictor.card["trial"] == number

@@ -10,8 +10,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import hpo
-from hpo.best.format import load_model
 from hpo.errors import DataError
+from hpo.inference.loading import load_model
 from hpo.inference.prediction_file import default_output_path, predict_csv
 from hpo.inference.predictor import Predictor
 from tests.conftest import REPO

@@ -29,7 +29,7 @@ def rows() -> pd.DataFrame:
 
 def test_load_best_gives_a_predictor_with_the_saved_settings(predictor: Predictor, inference_study: Path) -> None:
     card = json.loads((inference_study / "inf" / "best" / "model.json").read_text())
-    assert isinstance(predictor, hpo.Predictor) and hpo.LoadedModel is hpo.Predictor
+    assert isinstance(predictor, hpo.Predictor)
     assert not predictor.model.training
     assert predictor.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     assert predictor.threshold == card["threshold"]["value"]

@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.best.format import load_model
 from hpo.cli import main
 from hpo.cli._progress import TrialProgress
 from hpo.config.experiment import load_experiment
 from hpo.errors import ConfigError, DataError, StudyError
+from hpo.inference.loading import load_model
 from hpo.search.run import TrialReport, run_study
-from hpo.study.access import open_study
+from hpo.study.access import create_or_resume_study
 from hpo.views.best_summary import describe_best
 from tests.conftest import read_tensorboard_run, tiny_space
 
@@ -266,7 +266,7 @@ def test_a_dead_workers_trial_is_retried_even_when_another_worker_asks_meanwhile
     root = tmp_path / "studies"
     doc = tiny_space(study={"n_trials": 1, "heartbeat_interval": 1, "grace_period": 3})
     exp = load_experiment(write_space(doc))
-    study, _, _ = open_study(exp, root=root)
+    study, _, _ = create_or_resume_study(exp, root=root)
     dead = study.ask()
     exp.space.sample(dead)
     study._storage.record_heartbeat(dead._trial_id)  # then the worker "dies": no more heartbeats

@@ -15,8 +15,9 @@ import hpo
 from hpo.config.experiment import parse_experiment
 from hpo.config.inference_section import InferenceSettings, ThresholdRule
 from hpo.data.loading import load_data
-from hpo.inference.validation_report import build_validation_report, read_saved_inference
+from hpo.search.validation_report import build_validation_report
 from hpo.train.objective import TrainedModel
+from hpo.views.best_summary import read_saved_inference
 from tests.conftest import REPO, inference_space
 
 DATASET = REPO / "hpo" / "data" / "datasets" / "breast_cancer.csv"

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import hpo
-from hpo.best.format import best_lock, load_model, write_best_weights
+from hpo.best.folder import best_files, best_lock, write_best_files
 from hpo.config.experiment import load_experiment
 from hpo.errors import DataError, WeightsError
+from hpo.inference.loading import load_model
 from hpo.paths import StudyPaths
 from hpo.search.run import run_study
 from tests.conftest import REPO, tiny_space
@@ -125,7 +126,7 @@ def test_replacing_best_never_shows_a_mixed_pair(tmp_path: Path) -> None:
     try:
         for n in range(60):
             with best_lock(paths):
-                write_best_weights(paths, {"w": torch.full((200,), float(n))}, {"format": "hpo.model/1", "trial": n})
+                write_best_files(paths, best_files({"w": torch.full((200,), float(n))}, {"trial": n}))
     finally:
         stop.set()
         thread.join()

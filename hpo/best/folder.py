@@ -1,35 +1,139 @@
-"""Replacing ``best/`` atomically: the promotion lock, fsynced writes, and one rename (a ``renameat2`` exchange)."""
+"""``best/``, the study's main output, on disk: its file names and formats, ``model.json``, and how it is replaced.
+
+The only module that writes ``best/``. A single-objective study's ``best/`` holds one model: ``model.pt`` (the
+``state_dict``), ``model.json`` (the card describing it, with the weights' sha256), ``calibration.json`` and
+``reliability.png``. A multi-objective study's ``best/`` holds ``front.json`` and one such folder per Pareto-optimal
+trial (``best/trial_0007/``). Either way the whole set is built beside ``best/`` and swapped in with one atomic
+rename, under a lock shared by every worker on the host, so a reader sees the old set or the new one, never a mix.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import fcntl
+import hashlib
+import io
+import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from hpo.atomic import fsync_dir, ordinary_mode, write_durably
+from hpo.errors import StudyError, WeightsError
 from hpo.paths import StudyPaths
 
-__all__ = ["best_lock", "replace_best", "write_best_files", "write_files"]
+if TYPE_CHECKING:
+    from hpo.config.objectives import ObjectiveSpec
+
+__all__ = [
+    "CALIBRATION_FILE",
+    "CARD_FILE",
+    "FORMAT",
+    "FRONT_FILE",
+    "FRONT_FORMAT",
+    "MODEL_FILE",
+    "RELIABILITY_FILE",
+    "FrontEntry",
+    "best_files",
+    "front_folders",
+    "promote_best_files",
+    "promote_front_files",
+    "read_card",
+    "read_front",
+    "trial_folder",
+    "write_best_files",
+]
+
+#: ``format`` of ``model.json``.
+FORMAT = "hpo.model/1"
+#: ``format`` of ``front.json``.
+FRONT_FORMAT = "hpo.front/1"
+MODEL_FILE = "model.pt"
+CARD_FILE = "model.json"
+CALIBRATION_FILE = "calibration.json"
+RELIABILITY_FILE = "reliability.png"
+#: The list of a Pareto front; its presence marks ``best/`` as a front rather than one model.
+FRONT_FILE = "front.json"
+_TRIAL_FOLDER = re.compile(r"^trial_(\d{4,})$")
 
 
-def _write_file(path: Path, payload: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+# --- one model: model.pt + model.json -------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def best_files(state_dict: dict[str, Any], card: dict[str, Any]) -> dict[str, bytes]:
+    """The bytes of ``model.pt`` and of ``model.json`` (``card`` with the weights' file, sha256 and size added)."""
+    import torch  # only writing weights needs it: reading cards (hpo best, hpo studies) stays light
+
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    payload = buffer.getvalue()
+    card = {
+        "format": FORMAT,
+        **card,
+        "weights": {"file": MODEL_FILE, "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)},
+    }
+    return {MODEL_FILE: payload, CARD_FILE: (json.dumps(card, indent=2, allow_nan=False) + "\n").encode()}
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    """Read and check the ``model.json`` of a weights folder."""
+    path = folder / CARD_FILE
+    if not path.exists() and (folder / FRONT_FILE).is_file():
+        raise WeightsError(
+            f"{folder}: holds the Pareto front of a multi-objective study (front.json and one trial_NNNN folder per "
+            f"model), not one model; pick one: {folder}/trial_NNNN, `hpo predict --study STUDY --trial N`, or "
+            "hpo.load_best(study, trial=N) (`hpo best --study STUDY` lists them)"
+        )
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(
+            f"{path}: not found; {folder} is not a folder written by hpo (it needs model.json)"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: cannot be read as JSON ({exc}); it is damaged, rerun the study") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise WeightsError(f"{path}: is not an hpo model description (format {FORMAT!r} expected)")
+    return card
+
+
+def promote_best_files(
+    paths: StudyPaths, trial_number: int, is_best: Any, files: Callable[[], Mapping[str, bytes]]
+) -> bool:
+    """Replace ``best/`` by ``files()`` (name -> content) if trial ``trial_number`` is the best once the lock is held.
+
+    ``is_best`` is called under the lock with the trial number (True: the storage says it is the best trial);
+    ``files`` only when it is.
+
+    Raises:
+        StudyError: the folder cannot be written (disk full, read-only); ``best/`` keeps its previous content.
+    """
+    try:
+        with best_lock(paths):
+            if not is_best(trial_number):
+                return False
+            write_best_files(paths, files())
+            return True
+    except OSError as exc:
+        previous = "nothing"
+        if (paths.best / CARD_FILE).exists():
+            previous = f"trial {read_card(paths.best).get('trial')}"
+        raise StudyError(
+            f"{paths.study_dir}: cannot write the best weights of trial {trial_number} "
+            f"({exc.strerror or exc}); best/ is unchanged and still holds {previous}, and the trial stays recorded "
+            "as complete in the storage, but its weights are lost. Free disk space or make the folder writable, "
+            "then rerun the same command to finish the budget."
+        ) from None
+
+
+# --- replacing best/ atomically ------------------------------------------------------------------------------------
 
 
 _RENAME_EXCHANGE = 2
@@ -72,8 +176,8 @@ def write_best_files(paths: StudyPaths, files: Mapping[str, bytes]) -> Path:
 def write_files(folder: Path, files: Mapping[str, bytes]) -> None:
     """Write ``files`` (name -> content) into the existing ``folder``, fsyncing each file and then the folder."""
     for name, content in files.items():
-        _write_file(folder / name, content)
-    _fsync_dir(folder)
+        write_durably(folder / name, content)
+    fsync_dir(folder)
 
 
 def replace_best(paths: StudyPaths, fill: Callable[[Path], None]) -> Path:
@@ -83,12 +187,10 @@ def replace_best(paths: StudyPaths, fill: Callable[[Path], None]) -> Path:
     :func:`write_files` does, for sub-folders too). Call it with :func:`best_lock` held.
     """
     tmp = Path(tempfile.mkdtemp(prefix=".best-new-", dir=paths.study_dir))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; best/ should be as readable as its siblings
+    os.chmod(tmp, ordinary_mode(folder=True))  # mkdtemp makes it private; best/ should be as readable as its siblings
     try:
         fill(tmp)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if paths.best.exists() and _exchange(tmp, paths.best):
             pass  # tmp now holds the previous best/
         elif paths.best.exists():
@@ -98,7 +200,144 @@ def replace_best(paths: StudyPaths, fill: Callable[[Path], None]) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, paths.best)
-        _fsync_dir(paths.study_dir)
+        fsync_dir(paths.study_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return paths.best
+
+
+# --- a Pareto front: front.json + trial_NNNN/ per Pareto-optimal trial --------------------------------------------
+
+
+def trial_folder(number: int) -> str:
+    """The folder of a Pareto-optimal trial under ``best/``: ``trial_0007``."""
+    return f"trial_{number:04d}"
+
+
+@dataclass(frozen=True)
+class FrontEntry:
+    """One Pareto-optimal trial as ``best/front.json`` lists it: its objective values and its folder (``None``:
+    its weights were written on another host sharing the storage)."""
+
+    trial: int
+    values: dict[str, float]
+    folder: str | None
+
+
+def front_folders(best: Path) -> dict[int, Path]:
+    """Trial number -> folder, for every ``trial_NNNN`` folder under ``best`` that holds a ``model.json``."""
+    if not best.is_dir():
+        return {}
+    found = {}
+    for child in best.iterdir():
+        match = _TRIAL_FOLDER.fullmatch(child.name)
+        if match and (child / CARD_FILE).is_file():
+            found[int(match.group(1))] = child
+    return dict(sorted(found.items()))
+
+
+def read_front(best: Path) -> list[FrontEntry] | None:
+    """The entries of ``best/front.json``, or None when ``best`` holds no front (a single-objective ``best/``).
+
+    Raises:
+        WeightsError: the file exists but is damaged.
+    """
+    path = best / FRONT_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return [FrontEntry(int(t["trial"]), dict(t["values"]), t.get("folder")) for t in doc["trials"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{path}: cannot be read ({exc}); it is damaged, rerun the study to rewrite it") from None
+
+
+def _front_document(
+    study: str, objectives: Sequence[ObjectiveSpec], constraints: Sequence[str], front: Sequence[FrontEntry]
+) -> bytes:
+    doc = {
+        "format": FRONT_FORMAT,
+        "study": study,
+        "objectives": [{"metric": o.metric, "direction": o.direction} for o in objectives],
+        "constraints": list(constraints),
+        "trials": [{"trial": e.trial, "values": e.values, "folder": e.folder} for e in front],
+    }
+    return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode()
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Copy a trial folder into the new ``best/`` as hard links (its files are never changed in place)."""
+    target.mkdir()
+    for item in source.iterdir():
+        try:
+            os.link(item, target / item.name)
+        except OSError:
+            shutil.copy2(item, target / item.name)
+    fsync_dir(target)
+
+
+def promote_front_files(
+    paths: StudyPaths,
+    trial_number: int,
+    front: Callable[[], Sequence[tuple[int, Sequence[float]]]],
+    files: Callable[[], Mapping[str, bytes]],
+    objectives: Sequence[ObjectiveSpec],
+    constraints: Sequence[str] = (),
+) -> bool:
+    """Bring ``best/`` in step with the Pareto front, with the study's ``best/`` lock held.
+
+    ``front()`` is read under the lock: (trial number, objective values) of every Pareto-optimal feasible trial as
+    the storage has it now. Afterwards ``best/`` holds a ``trial_NNNN/`` folder for each of them whose weights are
+    on this host (``files()`` gives trial ``trial_number``'s, built only if it is on the front), no folder for a
+    trial that left the front, and ``front.json`` listing the front. The new set is built beside ``best/`` (kept
+    folders as hard links) and replaces it in one atomic rename, so readers never see a half-written state.
+
+    Returns:
+        True when ``best/`` now holds a folder for ``trial_number``.
+
+    Raises:
+        StudyError: the folder cannot be written (disk full, read-only); ``best/`` keeps its previous content.
+    """
+    try:
+        with best_lock(paths):
+            members = list(front())
+            present = front_folders(paths.best)
+            numbers = {number for number, _ in members}
+            mine = trial_number in numbers
+            entries = [
+                FrontEntry(
+                    number,
+                    {o.metric: float(v) for o, v in zip(objectives, values, strict=True)},
+                    trial_folder(number) if number in present or number == trial_number else None,
+                )
+                for number, values in sorted(members)
+            ]
+            document = _front_document(paths.name, objectives, constraints, entries)
+            kept = {n: folder for n, folder in present.items() if n in numbers and n != trial_number}
+            unchanged = (
+                not mine
+                and set(kept) == set(present)
+                and (paths.best / FRONT_FILE).is_file()
+                and (paths.best / FRONT_FILE).read_bytes() == document
+            )
+            if unchanged:
+                return False
+            new_files = files() if mine else None
+
+            def fill(folder: Path) -> None:
+                for number, source in kept.items():
+                    _link_tree(source, folder / trial_folder(number))
+                if new_files is not None:
+                    (folder / trial_folder(trial_number)).mkdir()
+                    write_files(folder / trial_folder(trial_number), new_files)
+                write_files(folder, {FRONT_FILE: document})
+
+            replace_best(paths, fill)
+            return mine
+    except OSError as exc:
+        raise StudyError(
+            f"{paths.study_dir}: cannot write the Pareto front's weights after trial {trial_number} "
+            f"({exc.strerror or exc}); best/ is unchanged, and the trial stays recorded as complete in the storage, "
+            "but its weights are lost. Free disk space or make the folder writable, then rerun the same command to "
+            "finish the budget."
+        ) from None

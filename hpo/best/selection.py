@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.best.format import CARD_FILE, read_card
-from hpo.best.front import front_folders, read_front
+from hpo.best.folder import CARD_FILE, front_folders, read_card, read_front
 from hpo.config.constraints import Constraint, parse_constraint
 from hpo.errors import ConfigError, StudyError, WeightsError
 from hpo.metrics import ALL_METRICS

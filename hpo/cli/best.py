@@ -4,7 +4,6 @@ are."""
 from __future__ import annotations
 
 import json
-import math
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,9 +11,10 @@ from typing import TYPE_CHECKING
 import click
 
 from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root_option, storage_option
+from hpo.views.numbers import format_number
 
 if TYPE_CHECKING:
-    from hpo.views.front_summary import FrontSummary
+    from hpo.views.best_summary import FrontSummary
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -34,9 +34,8 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
       hpo best --study default --json
       hpo best --study pareto
     """
-    from hpo.inference.validation_report import read_saved_inference
     from hpo.paths import validate_study_name
-    from hpo.views.front_summary import FrontSummary, describe_study
+    from hpo.views.best_summary import FrontSummary, describe_study, read_saved_inference
 
     quiet_libraries()
     summary = describe_study(validate_study_name(study_name, "--study"), root=root, storage=storage)
@@ -61,9 +60,7 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
     if summary.metrics:
         click.echo("Validation metrics at the best epoch:")
         for key, value in summary.metrics.items():
-            click.echo(
-                f"  {key}: {value:.6g}" if isinstance(value, float) and math.isfinite(value) else f"  {key}: {value}"
-            )
+            click.echo(f"  {key}: {format_number(value)}")
     if summary.weights_status == "ok":
         click.echo(f"Weights: {summary.weights_dir}/model.pt (+ model.json)")
     elif summary.weights_status == "stale":
@@ -109,7 +106,7 @@ def _print_front(summary: FrontSummary, as_json: bool) -> None:
     rows = [
         (
             str(row.trial),
-            *(_number(row.values[m]) for m, _ in summary.objectives),
+            *(format_number(row.values[m]) for m, _ in summary.objectives),
             "yes" if row.feasible else "no",
             str(row.folder) if row.folder else _elsewhere(row.worker),
         )
@@ -119,10 +116,6 @@ def _print_front(summary: FrontSummary, as_json: bool) -> None:
     click.echo(
         "Load one: hpo.load_best(study, trial=N), or a rule such as maximize='val/auroc', where='model/params <= 50000'"
     )
-
-
-def _number(value: float) -> str:
-    return f"{value:.6g}" if isinstance(value, float) and math.isfinite(value) else str(value)
 
 
 def _host(worker: str | None) -> str:

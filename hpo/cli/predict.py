@@ -64,7 +64,7 @@ def predict(
             "--trial and --model: --trial picks a trial of --study's best/; a --model folder is one model"
         )
     from hpo import load_best
-    from hpo.best.format import load_model
+    from hpo.inference.loading import load_model
     from hpo.inference.prediction_file import predict_csv
     from hpo.paths import validate_study_name
 

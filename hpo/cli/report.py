@@ -35,7 +35,8 @@ def report(study_name: str, storage: str | None, root: Path, out: Path | None, a
     """
     from rich.console import Console
 
-    from hpo.paths import FRONT_FILE, StudyPaths, validate_study_name
+    from hpo.best.folder import FRONT_FILE
+    from hpo.paths import StudyPaths, validate_study_name
     from hpo.views.report import write_report
 
     quiet_libraries()

@@ -181,58 +181,35 @@ def _run_workers(
     interrupts: _Interrupts,
     out: TextIO,
 ) -> tuple[RunResult, int]:
-    from hpo.data.loading import load_data
-    from hpo.search.run import count_finished, study_result
-    from hpo.search.workers import WorkerPool, describe_exit, threads_per_worker, worker_command
-    from hpo.study.access import open_study
+    from hpo.search.workers import WorkerPool, run_workers
 
-    load_data(experiment.data)  # bad data: one error here rather than one per worker
-    study, paths, url = open_study(experiment, root=root, storage=storage)  # created once, before the workers race
-    finished_before = count_finished(study)
-    per_worker = threads or threads_per_worker(workers)
-    env = {**os.environ, "NO_COLOR": "1"}
-    if storage:
-        env["HPO_STORAGE"] = storage  # through the environment, so that a password stays out of `ps`
-    click.echo(
-        f"Starting {workers} workers on study {experiment.study.name!r} ({per_worker} torch threads each).", file=out
-    )
-    with interrupts.installed():
-        pool = WorkerPool(
-            worker_command([*argv, "--threads", str(per_worker)]),
-            workers,
-            env,
-            lambda index, line: click.echo(f"[worker {index}] {line}", file=out),
-        )
+    def started(pool: WorkerPool, per_worker: int) -> None:
         interrupts.forward = pool.send_signal
-        codes = pool.wait()
-    ran = count_finished(study) - finished_before
-    result = study_result(study, paths, url, experiment.study.n_trials, ran, interrupts.requested())
-    code = 0
-    for index, worker_code in enumerate(codes):
-        if worker_code != 0 and not interrupts.requested():
-            click.echo(f"warning: worker {index} ended with {describe_exit(worker_code)}", err=True)
-            code = max(code, 2 if worker_code == 2 else 1)
-    if code == 1 and result.budget is not None and result.finished >= result.budget:
-        code = 0  # a worker died, but the others finished its share: the study is complete
-    return result, code
+        click.echo(
+            f"Starting {workers} workers on study {experiment.study.name!r} ({per_worker} torch threads each).",
+            file=out,
+        )
+
+    with interrupts.installed():
+        outcome = run_workers(
+            experiment,
+            argv,
+            workers=workers,
+            root=root,
+            storage=storage,
+            threads=threads,
+            on_line=lambda index, line: click.echo(f"[worker {index}] {line}", file=out),
+            on_start=started,
+            interrupted=interrupts.requested,
+        )
+    for index, how in outcome.failed_workers:
+        click.echo(f"warning: worker {index} ended with {how}", err=True)
+    return outcome.result, outcome.exit_code
 
 
 def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json: bool) -> None:
     if as_json:
-        payload = {
-            "study": result.study,
-            "storage": result.storage,
-            "finished": result.finished,
-            "budget": result.budget,
-            "ran": result.ran,
-            "best_trial": result.best_trial,
-            "best_value": result.best_value,
-            "best_dir": str(result.best_dir) if result.best_dir else None,
-            "stopped_early": result.stopped_early,
-        }
-        if result.front is not None:
-            payload["pareto_front"] = list(result.front)
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json.dumps(result.to_json(), indent=2))
         return
     budget = f"/{result.budget}" if result.budget else ""
     click.echo(f"Study {result.study!r}: {result.finished}{budget} trials finished ({result.ran} in this run).")

@@ -1,4 +1,4 @@
-"""The search space: parameter specs and how a trial samples them (parsed from ``params`` by hpo.config.params_section)."""
+"""The search space: parameter specs and how a trial samples them (parsed from ``params`` by params_section)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from hpo.config.data_section import DataSettings
 from hpo.errors import DataError
@@ -35,12 +34,12 @@ class Standardization:
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Standardised float32 tensors of both splits, and what is needed to reproduce them."""
+    """Standardised float32 arrays of both splits (``torch.from_numpy`` shares them), and what reproduces them."""
 
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
     feature_names: tuple[str, ...]
     standardization: Standardization
     labels: tuple[Label, Label]  # (negative, positive) in the file's own values
@@ -231,10 +230,10 @@ def load_data(settings: DataSettings) -> PreparedData:
     stats = Standardization(tuple(map(float, mean)), tuple(map(float, std)))
     scaled = stats.apply(x)
     return PreparedData(
-        x_train=torch.from_numpy(scaled[train_rows]),
-        y_train=torch.from_numpy(y[train_rows]),
-        x_val=torch.from_numpy(scaled[val_rows]),
-        y_val=torch.from_numpy(y[val_rows]),
+        x_train=scaled[train_rows],
+        y_train=y[train_rows],
+        x_val=scaled[val_rows],
+        y_val=y[val_rows],
         feature_names=names,
         standardization=stats,
         labels=labels,

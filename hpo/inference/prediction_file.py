@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 
+from hpo.atomic import atomic_output
 from hpo.data.feature_checks import ValueProblems, check_columns, feature_values
 from hpo.data.loading import read_csv_header
 from hpo.errors import DataError
@@ -81,22 +80,8 @@ def predict_csv(
         raise DataError(f"{output_path.parent}: no such folder for the output file; create it or choose another -o")
     ids = [c for c in predictor.id_columns if c in header]
     text_columns = {c: str for c in predictor.ignored_columns if c in header}  # ids kept as written
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in every path below
-        "w", newline="", encoding="utf-8", dir=output_path.parent, prefix=f".{output_path.name}.", delete=False
-    )
-    try:
+    with atomic_output(output_path, "w", newline="", encoding="utf-8") as handle:
         rows, positives = _stream(predictor, input_path, handle, ids, text_columns, chunk_rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-        handle.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
-        os.replace(handle.name, output_path)
-    except BaseException:
-        handle.close()
-        Path(handle.name).unlink(missing_ok=True)
-        raise
     return PredictionSummary(
         input_path, output_path, rows, positives, tuple(ids), predictor.threshold, predictor.labels
     )

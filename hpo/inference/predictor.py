@@ -16,7 +16,7 @@ from hpo.inference.calibration import logits_to_probabilities
 from hpo.inference.threshold import DEFAULT_THRESHOLD
 from hpo.model import MLP
 
-__all__ = ["BATCH_ROWS", "LoadedModel", "Predictor", "default_device"]
+__all__ = ["BATCH_ROWS", "Predictor", "default_device"]
 
 #: Rows per forward pass: small enough for any GPU, large enough that the CPU spends its time in matrix products.
 BATCH_ROWS = 8192
@@ -122,7 +122,3 @@ class Predictor:
                 logits = self.model(scaled[start : start + BATCH_ROWS].to(self.device))
                 out[start : start + BATCH_ROWS] = logits_to_probabilities(logits, self.temperature).cpu().numpy()
         return out
-
-
-#: The name this class had before it held the threshold and temperature.
-LoadedModel = Predictor

@@ -3,26 +3,70 @@ as Optuna artifacts attached to the trial."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
 
-from hpo.best.format import best_files, build_model_card, promote_best_files
-from hpo.best.front import promote_front_files
+from hpo.best.folder import best_files, promote_best_files, promote_front_files
 from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData
-from hpo.inference.validation_report import build_validation_report
+from hpo.model import MLP
 from hpo.paths import StudyPaths
+from hpo.search.validation_report import build_validation_report
+from hpo.study.access import best_trial, pareto_front
 from hpo.study.artifacts import ARTIFACTS_ERROR_ATTR, artifacts_dir, attach_files
 from hpo.train.objective import TrainedModel
 
-__all__ = ["BestModelPublisher", "PreparedBest"]
+__all__ = ["BestModelPublisher", "PreparedBest", "build_model_card"]
 
 _log = logging.getLogger(__name__)
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("hpo", "torch", "pytorch-lightning", "optuna", "torchmetrics"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def build_model_card(experiment: Experiment, data: PreparedData, trained: TrainedModel) -> dict[str, Any]:
+    """The content of ``model.json`` but its ``weights`` entry, which :func:`hpo.best.folder.best_files` adds."""
+    return {
+        "study": experiment.study.name,
+        "trial": trained.trial_number,
+        "value": trained.value,
+        "metric": experiment.study.metric,
+        "direction": experiment.study.direction,
+        "params": trained.params,
+        "metrics": trained.metrics,
+        "best_epoch": trained.best_epoch,
+        "model": {"class": f"{MLP.__module__}.{MLP.__qualname__}", "kwargs": trained.model_kwargs},
+        "features": list(data.feature_names),
+        "standardization": {"mean": list(data.standardization.mean), "std": list(data.standardization.std)},
+        "target": experiment.data.target,
+        "labels": {"negative": data.labels[0], "positive": data.labels[1]},
+        "data": {
+            "source": data.source,
+            "validation_fraction": experiment.data.validation_fraction,
+            "split_seed": experiment.data.split_seed,
+            "n_train": len(data.train_rows),
+            "n_validation": len(data.val_rows),
+            "validation_rows": list(data.val_rows),
+            "id_columns": list(experiment.data.id_columns),
+        },
+        "versions": _versions(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 @dataclass(frozen=True)
@@ -56,7 +100,8 @@ def _dominated(study: optuna.Study, values: Sequence[float]) -> bool:
 
 class BestModelPublisher:
     """Builds a completed trial's files while it still runs (when it beats the best so far) and attaches them to it
-    as artifacts; after the trial, writes them to ``best/`` if the storage says it is the best trial.
+    as artifacts; after the trial (:meth:`publish`), writes them to ``best/`` if the storage says it is the best trial
+    (with several objectives: that it is on the Pareto front).
 
     Args:
         experiment: the validated search-space file (its ``inference`` section chooses threshold and temperature).
@@ -69,6 +114,7 @@ class BestModelPublisher:
         self.data = data
         self.paths = paths
         self._prepared: dict[int, PreparedBest] = {}
+        self._trained: dict[int, TrainedModel] = {}
 
     def build(self, trained: TrainedModel) -> PreparedBest:
         """``model.pt``, ``model.json`` (with temperature, threshold and calibration summary), ``calibration.json``
@@ -98,7 +144,10 @@ class BestModelPublisher:
 
     def prepare(self, trial: optuna.Trial, trained: TrainedModel) -> None:
         """Objective hook: if ``trained`` is feasible and beats the best trial so far (in a multi-objective study: no
-        trial on the Pareto front dominates it), build its files and attach them to ``trial``."""
+        trial on the Pareto front dominates it), build its files and attach them to ``trial``.
+
+        The weights are kept until :meth:`publish` is called for that trial."""
+        self._trained[trained.trial_number] = trained
         if not trained.feasible:
             return
         if self.experiment.study.multi_objective:
@@ -117,6 +166,29 @@ class BestModelPublisher:
             trial.set_user_attr(ARTIFACTS_ERROR_ATTR, reason)
             _log.warning("trial %d: its files were not attached as Optuna artifacts: %s", trial.number, reason)
 
+    def publish(self, study: optuna.Study, trial_number: int) -> bool:
+        """After trial ``trial_number`` completed and was told to the storage: bring ``best/`` in step with it.
+
+        Returns:
+            True when ``best/`` now holds the trial's model (False: not the best, infeasible, or not trained here).
+
+        Raises:
+            StudyError: ``best/`` cannot be written (it keeps its previous content).
+        """
+        trained = self._trained.pop(trial_number, None)
+        if trained is None:
+            return False
+        if self.experiment.study.multi_objective:
+            return self.promote_front(trained, lambda: pareto_front(study))
+        if not trained.feasible:
+            return False
+        return self.promote(trained, lambda number: _is_best(study, number))
+
+    def discard(self, trial_number: int) -> None:
+        """Forget a trial that did not complete (pruned or failed after training)."""
+        self._trained.pop(trial_number, None)
+        self._prepared.pop(trial_number, None)
+
     def promote(self, trained: TrainedModel, is_best: Callable[[int], bool]) -> bool:
         """Write ``trained``'s files to ``best/`` if, once the lock is held, ``is_best`` says it is the best trial.
 
@@ -134,7 +206,7 @@ class BestModelPublisher:
 
     def promote_front(self, trained: TrainedModel, front: Callable[[], Sequence[tuple[int, Sequence[float]]]]) -> bool:
         """Multi-objective studies: bring ``best/`` in step with the Pareto front that ``front()`` reads under the
-        lock, writing ``trained``'s folder if it is on it (see :func:`hpo.best.front.promote_front_files`).
+        lock, writing ``trained``'s folder if it is on it (see :func:`hpo.best.folder.promote_front_files`).
 
         Returns:
             True when ``best/`` now holds a folder for ``trained``.
@@ -152,3 +224,8 @@ class BestModelPublisher:
             study.objectives,
             [c.text for c in study.constraints],
         )
+
+
+def _is_best(study: optuna.Study, number: int) -> bool:
+    best = best_trial(study)
+    return best is not None and best.number == number

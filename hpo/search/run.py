@@ -1,4 +1,4 @@
-"""Drive an Optuna study: run the remaining trial budget and promote the best weights (opening: hpo.study.access)."""
+"""Run a study: the trial loop that spends the remaining budget, shared safely by any number of workers."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.config.experiment import Experiment
@@ -17,23 +17,20 @@ from hpo.data.loading import load_data
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 from hpo.search.ask_lock import AskLock
-from hpo.search.promotion import BestModelPublisher
-from hpo.study.access import open_study
+from hpo.study.access import (
+    FINISHED_STATES,
+    best_trial,
+    count_finished,
+    create_or_resume_study,
+    load_study,
+    pareto_front,
+)
 from hpo.study.storage import redact_url
-from hpo.train.objective import Objective, training_device
-from hpo.views.best_summary import best_trial
 
-__all__ = [
-    "FINISHED_STATES",
-    "RunResult",
-    "TrialReport",
-    "count_finished",
-    "run_study",
-    "study_result",
-]
+if TYPE_CHECKING:
+    from hpo.search.promotion import BestModelPublisher
 
-#: Trials that use up the budget: a failed trial (an interrupted or crashed worker) does not, so it is run again.
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+__all__ = ["RunResult", "TrialReport", "finished_study_result", "run_study", "study_result"]
 
 
 @dataclass(frozen=True)
@@ -70,19 +67,63 @@ class RunResult:
     stopped_early: bool
     front: tuple[int, ...] | None = None  # the Pareto-optimal trials (multi-objective studies)
 
+    def to_json(self) -> dict[str, Any]:
+        """The result as ``hpo run --json`` prints it."""
+        payload: dict[str, Any] = {
+            "study": self.study,
+            "storage": self.storage,
+            "finished": self.finished,
+            "budget": self.budget,
+            "ran": self.ran,
+            "best_trial": self.best_trial,
+            "best_value": self.best_value,
+            "best_dir": str(self.best_dir) if self.best_dir else None,
+            "stopped_early": self.stopped_early,
+        }
+        if self.front is not None:
+            payload["pareto_front"] = list(self.front)
+        return payload
 
-def count_finished(study: optuna.Study) -> int:
-    """Trials that count towards ``n_trials`` (complete or pruned)."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+def study_result(
+    study: optuna.Study, paths: StudyPaths, url: str, budget: int | None, ran: int, stopped: bool
+) -> RunResult:
+    """The :class:`RunResult` of a study as its storage has it now."""
+    best = best_trial(study)
+    return RunResult(
+        study=study.study_name,
+        storage=redact_url(url),
+        finished=count_finished(study),
+        budget=budget,
+        ran=ran,
+        best_trial=best.number if best else None,
+        best_value=best.value if best else None,
+        best_dir=paths.best if paths.best.exists() else None,
+        stopped_early=stopped,
+        front=tuple(n for n, _ in pareto_front(study)) if len(study.directions) > 1 else None,
+    )
 
 
-def _front(study: optuna.Study) -> list[tuple[int, list[float]]]:
-    """(number, values) of the feasible Pareto-optimal trials of a multi-objective study, as the storage has it."""
-    return [(t.number, list(t.values)) for t in study.best_trials]
+def finished_study_result(
+    experiment: Experiment, *, root: Path = Path("studies"), storage: str | None = None
+) -> RunResult | None:
+    """The result of a study that already has its ``n_trials`` finished trials (checked like any resumed study);
+    None when it does not exist yet or has budget left.
 
-
-class _SurplusTrialError(Exception):
-    """This trial was asked for after other workers had already claimed the whole budget."""
+    Raises:
+        StudyError: the study exists but optimises something else.
+    """
+    budget = experiment.study.n_trials
+    if budget is None:
+        return None
+    try:
+        study, _, _ = load_study(experiment.study.name, root, storage)
+    except StudyError:
+        return None  # no such study (or storage) yet: the normal path creates it, or reports why it cannot
+    if count_finished(study) < budget:
+        return None
+    study, paths, url = create_or_resume_study(experiment, root=root, storage=storage)
+    return study_result(study, paths, url, budget, 0, False)
 
 
 def run_study(
@@ -116,135 +157,174 @@ def run_study(
     Raises:
         DataError, StudyError: bad data, or a storage or study that cannot be used.
     """
-    settings = experiment.study
     data = load_data(experiment.data)
+    finished = finished_study_result(experiment, root=root, storage=storage)
+    if finished is not None:
+        return finished
+    # Training is imported only now: a bad file, bad data or a finished study never loads torch or Lightning.
+    import torch
+
+    from hpo.search.promotion import BestModelPublisher
+    from hpo.train.objective import Objective, training_device
+
     training_device(experiment.training.accelerator, f"{experiment.file}: training.accelerator")
-    study, paths, url = open_study(experiment, root=root, storage=storage, worker_index=worker_index)
+    study, paths, url = create_or_resume_study(experiment, root=root, storage=storage, worker_index=worker_index)
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    budget = settings.n_trials
-    deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     publisher = BestModelPublisher(experiment, data, paths)
-    objective = Objective(experiment, data, paths, on_complete=publisher.prepare)
-    ran = 0
-    stopped = False
-    started = time.monotonic()
+    loop = _TrialLoop(
+        experiment, study, paths, url, Objective(experiment, data, paths, on_complete=publisher.prepare), publisher
+    )
+    return loop.run(on_trial_end, should_stop, poll_seconds)
 
-    ask_lock = AskLock(url, settings.name)
 
-    def claimed_objective(trial: optuna.Trial) -> float | list[float]:
-        ask_lock.release()  # the trial exists now: the next worker may count it and ask
+class _SurplusTrialError(Exception):
+    """This trial was asked for after other workers had already claimed the whole budget."""
+
+
+class _TrialLoop:
+    """One worker's loop: claim a trial of the budget under the ask lock, run it, publish the best model, report."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        study: optuna.Study,
+        paths: StudyPaths,
+        url: str,
+        objective: Callable[[optuna.Trial], float | list[float]],
+        publisher: BestModelPublisher,
+    ) -> None:
+        self.settings = experiment.study
+        self.study = study
+        self.paths = paths
+        self.url = url
+        self.objective = objective
+        self.publisher = publisher
+        self.budget = self.settings.n_trials
+        self.ask_lock = AskLock(url, self.settings.name)
+        self.ran = 0
+        self.started = time.monotonic()
+        self.on_trial_end: Callable[[TrialReport], None] | None = None
+
+    def run(
+        self,
+        on_trial_end: Callable[[TrialReport], None] | None,
+        should_stop: Callable[[], bool] | None,
+        poll_seconds: float,
+    ) -> RunResult:
+        """Run trials until the budget is finished, the timeout passes or ``should_stop()`` says so."""
+        self.on_trial_end = on_trial_end
+        timeout = self.settings.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stopped = False
+        waiting_since: float | None = None
+        while True:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if self.budget is not None:
+                claim = self._claim()
+                if claim == "done":
+                    break
+                if claim == "wait":
+                    # Other workers hold the rest of the budget; wait in case one of them dies and its trial is retried.
+                    waiting_since = waiting_since or time.monotonic()
+                    if time.monotonic() - waiting_since > 2 * self.settings.grace_period + 60:
+                        raise StudyError(self._stuck_message())
+                    time.sleep(poll_seconds)
+                    continue
+            waiting_since = None
+            self.started = time.monotonic()
+            try:
+                self._optimize_one()
+            finally:
+                self.ask_lock.release()
+        return study_result(self.study, self.paths, self.url, self.budget, self.ran, stopped)
+
+    def _claim(self) -> str:
+        """Take the ask lock if budget is left (``"go"``, lock held); else ``"done"`` or ``"wait"`` (lock released)."""
+        assert self.budget is not None
+        self.ask_lock.acquire()
+        # Under the lock: failing a dead worker's trial and queueing its retry are two writes, and a worker that
+        # counted the budget between them would start a fresh trial in the retry's place, stranding the retry.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+        finished, running = _claimed(self.study)
+        if finished + running < self.budget:
+            return "go"
+        self.ask_lock.release()
+        return "done" if finished >= self.budget else "wait"
+
+    def _optimize_one(self) -> None:
+        """Run one trial; a disk that cannot be written becomes a StudyError (Optuna has marked the trial failed)."""
+        try:
+            self.study.optimize(
+                self._claimed_objective,
+                n_trials=1,
+                callbacks=[self._after_trial],
+                catch=(_SurplusTrialError,),
+                gc_after_trial=False,
+                show_progress_bar=False,
+            )
+        except OSError as exc:
+            raise StudyError(
+                f"{self.paths.study_dir}: cannot write the trial's outputs ({exc.strerror or exc}: {exc.filename}); "
+                "the trial is marked failed and will be run again. Free disk space or make the folder writable, then "
+                "rerun."
+            ) from None
+
+    def _claimed_objective(self, trial: optuna.Trial) -> float | list[float]:
+        self.ask_lock.release()  # the trial exists now: the next worker may count it and ask
         # Without a lock spanning the workers, two of them may both have seen budget left: the later trial gives way.
-        if budget is not None and not ask_lock.exclusive and _budget_taken(study, trial.number, budget):
+        budget = self.budget
+        if budget is not None and not self.ask_lock.exclusive and sum(_claimed(self.study, trial.number)) >= budget:
             trial.set_user_attr("fail_reason", "surplus: other workers had already claimed the whole budget")
             raise _SurplusTrialError(f"trial {trial.number} not run: the budget of {budget} trials is already claimed")
-        return objective(trial)
+        return self.objective(trial)
 
-    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        nonlocal ran, started
-        ran += 1
-        promoted = False
-        trained, objective.last_trained = objective.last_trained, None
-        if trial.state == TrialState.COMPLETE and trained is not None and trained.trial_number == trial.number:
-            if settings.multi_objective:
-                promoted = publisher.promote_front(trained, lambda: _front(study))
-            elif trained.feasible:
-                promoted = publisher.promote(trained, lambda n: _is_best(study, n))
-        if on_trial_end is not None:
-            best = best_trial(study)
-            reason = trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason")
-            complete = trial.state == TrialState.COMPLETE
-            on_trial_end(
-                TrialReport(
-                    trial.number,
-                    trial.state.name.lower(),
-                    trial.values[0] if complete else None,
-                    reason,
-                    time.monotonic() - started,
-                    count_finished(study),
-                    budget,
-                    best.value if best else None,
-                    best.number if best else None,
-                    promoted,
-                    tuple(trial.values) if complete and settings.multi_objective else None,
-                    tuple(n for n, _ in _front(study)) if settings.multi_objective else None,
-                    tuple(c for c, v in trial.constraints.items() if v > 0) if complete else (),
-                )
-            )
-        started = time.monotonic()
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.ran += 1
+        complete = trial.state == TrialState.COMPLETE
+        if complete:
+            promoted = self.publisher.publish(study, trial.number)
+        else:
+            self.publisher.discard(trial.number)
+            promoted = False
+        if self.on_trial_end is not None:
+            self.on_trial_end(self._report(trial, promoted))
+        self.started = time.monotonic()
 
-    waiting_since: float | None = None
-    while True:
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        if budget is not None:
-            ask_lock.acquire()
-            # Under the lock: failing a dead worker's trial and queueing its retry are two writes, and a worker that
-            # counted the budget between them would start a fresh trial in the retry's place, stranding the retry.
-            _fail_stale_trials(study)
-            finished, running = _claimed(study)
-            if finished >= budget or finished + running >= budget:
-                ask_lock.release()
-                if finished >= budget:
-                    break
-                # Other workers hold the rest of the budget; wait in case one of them dies and its trial is retried.
-                waiting_since = waiting_since or time.monotonic()
-                if time.monotonic() - waiting_since > 2 * settings.grace_period + 60:
-                    raise StudyError(_stuck_message(study, url, running))
-                time.sleep(poll_seconds)
-                continue
-        waiting_since = None
-        started = time.monotonic()
-        try:
-            _optimize_one(study, claimed_objective, after_trial, paths)
-        finally:
-            ask_lock.release()
-    return study_result(study, paths, url, budget, ran, stopped)
-
-
-def _optimize_one(
-    study: optuna.Study,
-    objective: Callable[[optuna.Trial], float | list[float]],
-    after_trial: Callable[[optuna.Study, FrozenTrial], None],
-    paths: StudyPaths,
-) -> None:
-    """Run one trial; a disk that cannot be written becomes a StudyError (Optuna has marked the trial failed)."""
-    try:
-        study.optimize(
-            objective,
-            n_trials=1,
-            callbacks=[after_trial],
-            catch=(_SurplusTrialError,),
-            gc_after_trial=False,
-            show_progress_bar=False,
+    def _report(self, trial: FrozenTrial, promoted: bool) -> TrialReport:
+        best = best_trial(self.study)
+        complete = trial.state == TrialState.COMPLETE
+        multi = self.settings.multi_objective
+        return TrialReport(
+            number=trial.number,
+            state=trial.state.name.lower(),
+            value=trial.values[0] if complete else None,
+            reason=trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason"),
+            seconds=time.monotonic() - self.started,
+            finished=count_finished(self.study),
+            budget=self.budget,
+            best_value=best.value if best else None,
+            best_trial=best.number if best else None,
+            promoted=promoted,
+            values=tuple(trial.values) if complete and multi else None,
+            front=tuple(n for n, _ in pareto_front(self.study)) if multi else None,
+            violated=tuple(c for c, v in trial.constraints.items() if v > 0) if complete else (),
         )
-    except OSError as exc:
-        raise StudyError(
-            f"{paths.study_dir}: cannot write the trial's outputs ({exc.strerror or exc}: {exc.filename}); the trial "
-            "is marked failed and will be run again. Free disk space or make the folder writable, then rerun."
-        ) from None
 
-
-def study_result(
-    study: optuna.Study, paths: StudyPaths, url: str, budget: int | None, ran: int, stopped: bool
-) -> RunResult:
-    """The :class:`RunResult` of a study as its storage has it now."""
-    best = best_trial(study)
-    return RunResult(
-        study.study_name,
-        redact_url(url),
-        count_finished(study),
-        budget,
-        ran,
-        best.number if best else None,
-        best.value if best else None,
-        paths.best if paths.best.exists() else None,
-        stopped,
-        tuple(n for n, _ in _front(study)) if len(study.directions) > 1 else None,
-    )
+    def _stuck_message(self) -> str:
+        numbers = [t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        return (
+            f"study {self.study.study_name!r} in {redact_url(self.url)}: {len(numbers)} trial(s) {numbers[:10]} are "
+            "marked running but no worker has finished or abandoned them for a long time (they have no heartbeat, "
+            "for example from a run killed before heartbeats were enabled); if no other worker is running, mark them "
+            "failed with `optuna` (study.tell(number, state=FAIL)) and rerun"
+        )
 
 
 def _claimed(study: optuna.Study, before: int | None = None) -> tuple[int, int]:
@@ -256,29 +336,3 @@ def _claimed(study: optuna.Study, before: int | None = None) -> tuple[int, int]:
     finished = sum(1 for t in trials if t.state in FINISHED_STATES)
     running = sum(1 for t in trials if t.state == TrialState.RUNNING and (before is None or t.number < before))
     return finished, running
-
-
-def _budget_taken(study: optuna.Study, number: int, budget: int) -> bool:
-    """True when finished trials plus running trials numbered before ``number`` already fill the budget."""
-    return sum(_claimed(study, before=number)) >= budget
-
-
-def _fail_stale_trials(study: optuna.Study) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
-
-def _stuck_message(study: optuna.Study, url: str, running: int) -> str:
-    numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-    return (
-        f"study {study.study_name!r} in {redact_url(url)}: {running} trial(s) {numbers[:10]} are marked running but "
-        "no worker has finished or abandoned them for a long time (they have no heartbeat, for example from a run "
-        "killed before heartbeats were enabled); if no other worker is running, mark them failed with "
-        "`optuna` (study.tell(number, state=FAIL)) and rerun"
-    )
-
-
-def _is_best(study: optuna.Study, number: int) -> bool:
-    best = best_trial(study)
-    return best is not None and best.number == number

@@ -9,12 +9,22 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpo.config.experiment import Experiment
+from hpo.data.loading import load_data
+from hpo.search.run import RunResult, finished_study_result, study_result
+from hpo.study.access import count_finished, create_or_resume_study
+from hpo.study.storage import STORAGE_ENV
 
 __all__ = [
     "WORKER_INDEX_ENV",
     "WorkerPool",
+    "WorkersOutcome",
     "available_cores",
     "describe_exit",
+    "run_workers",
     "threads_per_worker",
     "worker_command",
 ]
@@ -106,3 +116,68 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+@dataclass(frozen=True)
+class WorkersOutcome:
+    """How a run with parallel workers ended: the study's result, the exit code, and the workers that failed."""
+
+    result: RunResult
+    exit_code: int
+    failed_workers: tuple[tuple[int, str], ...]  # (worker index, "exit code 1" or "killed by SIGKILL")
+
+
+def run_workers(
+    experiment: Experiment,
+    worker_argv: Sequence[str],
+    *,
+    workers: int,
+    root: Path = Path("studies"),
+    storage: str | None = None,
+    threads: int | None = None,
+    on_line: Callable[[int, str], None],
+    on_start: Callable[[WorkerPool, int], None] | None = None,
+    interrupted: Callable[[], bool] = lambda: False,
+) -> WorkersOutcome:
+    """Run the study of ``experiment`` with ``workers`` local processes (each an ``hpo run`` with ``worker_argv``).
+
+    The data is checked and the study created once, here, before the workers race; then each worker runs trials
+    until the budget is finished. A worker that dies is reported; its trial is retried by the others, and the exit
+    code is 0 when they finished the budget anyway.
+
+    Args:
+        experiment: the validated search-space file.
+        worker_argv: the ``hpo`` arguments of one worker (``--threads`` is added).
+        workers: how many processes.
+        root: the folder holding one folder per study.
+        storage: a SQLAlchemy URL; it reaches the workers through ``$HPO_STORAGE`` (a password stays out of ``ps``).
+        threads: torch threads per worker (default: the cores split between the workers).
+        on_line: called with (worker index, line) for every line a worker prints.
+        on_start: called with the pool and the threads per worker once the workers run (to forward signals).
+        interrupted: True when the user asked to stop (a worker's exit is then not a failure).
+
+    Raises:
+        DataError, StudyError: bad data, or a storage or study that cannot be used.
+    """
+    load_data(experiment.data)  # bad data: one error here rather than one per worker
+    finished = finished_study_result(experiment, root=root, storage=storage)
+    if finished is not None:
+        return WorkersOutcome(finished, 0, ())
+    study, paths, url = create_or_resume_study(experiment, root=root, storage=storage)
+    finished_before = count_finished(study)
+    per_worker = threads or threads_per_worker(workers)
+    env = {**os.environ, "NO_COLOR": "1"}
+    if storage:
+        env[STORAGE_ENV] = storage
+    pool = WorkerPool(worker_command([*worker_argv, "--threads", str(per_worker)]), workers, env, on_line)
+    if on_start is not None:
+        on_start(pool, per_worker)
+    codes = pool.wait()
+    result = study_result(
+        study, paths, url, experiment.study.n_trials, count_finished(study) - finished_before, interrupted()
+    )
+    failed = tuple((i, describe_exit(c)) for i, c in enumerate(codes) if c != 0 and not interrupted())
+    code = max((2 if codes[i] == 2 else 1 for i, _ in failed), default=0)
+    if code == 1 and result.budget is not None and result.finished >= result.budget:
+        code = 0  # a worker died, but the others finished its share: the study is complete
+    return WorkersOutcome(result, code, failed)

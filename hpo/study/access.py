@@ -1,34 +1,93 @@
-"""Open a study: create it in its storage or resume it, refusing one that optimises something else."""
+"""Open a study and read what it holds: create-or-resume (``hpo run``) or load (every other command), trial counts
+by state, the best trial, the Pareto front. The one module that opens studies."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
 from hpo.config.algorithms import build_pruner, build_sampler
-from hpo.config.experiment import Experiment, StudySettings
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 from hpo.study.storage import open_storage, redact_url, resolve_storage_url
-from hpo.views import studies_list as overview
 
-__all__ = ["load_study", "open_study"]
+if TYPE_CHECKING:
+    from hpo.config.experiment import Experiment, StudySettings
+
+__all__ = [
+    "FINISHED_STATES",
+    "best_trial",
+    "count_finished",
+    "create_or_resume_study",
+    "is_constrained",
+    "load_study",
+    "pareto_front",
+    "trials_by_state",
+]
+
+#: Trials that use up the budget: a failed trial (an interrupted or crashed worker) does not, so it is run again.
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def load_study(name: str, root: Path, storage: str | None) -> tuple[optuna.Study, StudyPaths, str]:
-    """Open an existing study for reading (:func:`hpo.views.studies_list.open_study`).
+    """Open an existing study for reading: its Optuna study, its files and its storage URL.
 
     Raises:
-        StudyError: no such study in the storage (the message lists the ones there are).
+        StudyError: the storage cannot be opened, or has no such study (the message lists the ones it has).
     """
-    return overview.open_study(name, root, storage)
+    paths = StudyPaths(root, name)
+    url = resolve_storage_url(paths, storage)
+    rdb = open_storage(url, create=False)
+    try:
+        study = optuna.load_study(study_name=name, storage=rdb)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage=rdb)]
+        raise StudyError(
+            f"{redact_url(url)}: has no study named {name!r} (it has {names}); pass --study with one of those"
+        ) from None
+    return study, paths, url
 
 
-def open_study(
+def trials_by_state(study: optuna.Study) -> dict[str, int]:
+    """How many trials the study has in each state (``complete``, ``pruned``, ...), sorted by state name."""
+    states: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        name = trial.state.name.lower()
+        states[name] = states.get(name, 0) + 1
+    return dict(sorted(states.items()))
+
+
+def count_finished(study: optuna.Study) -> int:
+    """Trials that count towards ``n_trials`` (complete or pruned)."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best feasible trial of a single-objective study; None for none yet, or for a multi-objective study."""
+    if len(study.directions) > 1:
+        return None
+    try:
+        return study.best_trial
+    except ValueError:  # no completed trial, or every completed trial breaks a constraint
+        return None
+
+
+def pareto_front(study: optuna.Study) -> list[tuple[int, list[float]]]:
+    """(number, values) of the feasible Pareto-optimal trials of a multi-objective study, as the storage has it."""
+    return [(t.number, list(t.values)) for t in study.best_trials]
+
+
+def is_constrained(study: optuna.Study) -> bool:
+    """True when the study records constraints (its best trial is then its best *feasible* trial)."""
+    return bool(study.user_attrs.get("constraints"))
+
+
+def create_or_resume_study(
     experiment: Experiment, *, root: Path = Path("studies"), storage: str | None = None, worker_index: int = 0
 ) -> tuple[optuna.Study, StudyPaths, str]:
     """Create the study of ``experiment`` in its storage, or load it if it exists (checking it is compatible).

@@ -23,7 +23,7 @@ class BinaryClassifier(pl.LightningModule):
     """Trains a network that outputs logits with ``BCEWithLogitsLoss`` and validates it on the whole split.
 
     Lightning's fixed cost per training step (hooks, loops, logging bookkeeping) is as large as a whole step of a small
-    MLP, so each Lightning step receives a chunk of rows (one epoch's worth from :class:`hpo.train.batches.TensorBatches`)
+    MLP, so each Lightning step receives a chunk of rows (an epoch from :class:`~hpo.train.batches.TensorBatches`)
     and runs the optimizer over its ``batch_size`` slices with manual optimization: exactly the minibatches and
     optimizer steps of a plain loop, with Lightning's overhead paid once per chunk instead of once per minibatch.
 

@@ -19,11 +19,11 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from hpo.config.constraints import feasible
 from hpo.config.experiment import Experiment, TrainingSettings
 from hpo.data.loading import PreparedData
-from hpo.errors import ConfigError
 from hpo.metrics import METRICS, hp_name
 from hpo.model import MLP
 from hpo.paths import StudyPaths
 from hpo.train.batches import TensorBatches
+from hpo.train.device import training_device
 from hpo.train.lightning_module import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
 from hpo.train.outcome import OutcomeCallback
 
@@ -64,31 +64,6 @@ class TrainedModel:
         return feasible(self.constraints)
 
 
-def training_device(accelerator: str, where: str = "training.accelerator") -> torch.device:
-    """The device Lightning trains on for ``training.accelerator`` (``auto``: CUDA, else Apple MPS, else the CPU).
-
-    Raises:
-        ConfigError: a GPU is asked for by name and this machine's torch sees none.
-    """
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if accelerator == "cuda" or (accelerator in ("gpu", "auto") and cuda):
-        device = "cuda" if cuda else None
-    elif accelerator == "mps" or (accelerator in ("gpu", "auto") and mps):
-        device = "mps" if mps else None
-    elif accelerator == "gpu":
-        device = None
-    else:
-        device = "cpu"
-    if device is None:
-        raise ConfigError(
-            f"{where}: {accelerator!r} asks for a GPU, but torch {torch.__version__} sees none on this machine; "
-            "use `accelerator: auto` (the GPU when there is one, else the CPU) or `cpu`, or install a torch build "
-            "for your GPU"
-        )
-    return torch.device(device)
-
-
 def build_trainer(
     training: TrainingSettings, logger: Logger | bool, callbacks: list[pl.Callback], root_dir: Path
 ) -> pl.Trainer:
@@ -124,14 +99,15 @@ class Objective:
     """Train one MLP per trial and return the study's metric at the best validation epoch.
 
     A trial whose loss becomes NaN or infinite is pruned with the reason in its ``pruned_reason`` user attribute, so
-    the study goes on. The weights of the last completed trial are kept in :attr:`last_trained`.
+    the study goes on.
 
     Args:
         experiment: the validated search-space file.
         data: the prepared splits.
         paths: where the trial's TensorBoard run goes.
         on_complete: called with the still-running trial and its weights just before a completed trial returns
-            (what must be attached to the trial itself, such as Optuna artifacts, has to happen then).
+            (what must be attached to the trial itself, such as Optuna artifacts, has to happen then); it keeps
+            the weights if it needs them after the trial.
     """
 
     def __init__(
@@ -145,7 +121,6 @@ class Objective:
         self.data = data
         self.paths = paths
         self.on_complete = on_complete
-        self.last_trained: TrainedModel | None = None
         self._tensors: tuple[torch.Tensor, ...] | None = None
 
     def device_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,7 +131,7 @@ class Objective:
         if self._tensors is None:
             device = training_device(self.experiment.training.accelerator)
             d = self.data
-            self._tensors = tuple(t.to(device) for t in (d.x_train, d.y_train, d.x_val, d.y_val))
+            self._tensors = tuple(torch.from_numpy(a).to(device) for a in (d.x_train, d.y_train, d.x_val, d.y_val))
         x_train, y_train, x_val, y_val = self._tensors
         return x_train, y_train, x_val, y_val
 
@@ -220,7 +195,7 @@ class Objective:
             trial.set_user_attr("metrics", result.metrics)  # with the model metrics
         for constraint, violation in result.constraints.items():
             trial.set_constraint(constraint, violation)  # Optuna's samplers prefer feasible trials
-        self.last_trained = TrainedModel(
+        trained = TrainedModel(
             trial.number,
             best.best_value,
             params,
@@ -232,7 +207,7 @@ class Objective:
             result.constraints,
         )
         if self.on_complete is not None:
-            self.on_complete(trial, self.last_trained)
+            self.on_complete(trial, trained)
         return list(result.values) if exp.study.multi_objective else best.best_value
 
 

@@ -1,4 +1,5 @@
-"""What a study has found so far: its best feasible trial, and whether ``best/`` holds that trial's weights."""
+"""What ``hpo best`` shows: the best trial of a study (or the Pareto front of a multi-objective one) as its storage
+records it, checked against the weights in ``best/``, with the temperature and threshold saved there."""
 
 from __future__ import annotations
 
@@ -8,30 +9,26 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
 
-from hpo.best.format import read_card
+from hpo.best.folder import front_folders, read_card
+from hpo.config.constraints import feasible
 from hpo.errors import StudyError
+from hpo.inference.threshold import ThresholdChoice
 from hpo.paths import StudyPaths
+from hpo.study.access import best_trial, is_constrained, load_study, trials_by_state
 from hpo.study.storage import redact_url
-from hpo.views import studies_list as overview
 
-__all__ = ["BestSummary", "best_summary", "best_trial", "describe_best", "is_constrained"]
-
-
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best feasible trial of a single-objective study; None for none yet, or for a multi-objective study."""
-    if len(study.directions) > 1:
-        return None
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
-
-
-def is_constrained(study: optuna.Study) -> bool:
-    """True when the study records constraints (its best trial is then its best *feasible* trial)."""
-    return bool(study.user_attrs.get("constraints"))
+__all__ = [
+    "BestSummary",
+    "FrontRow",
+    "FrontSummary",
+    "SavedInference",
+    "best_summary",
+    "describe_best",
+    "describe_front",
+    "describe_study",
+    "read_saved_inference",
+]
 
 
 @dataclass(frozen=True)
@@ -79,9 +76,9 @@ def describe_best(name: str, *, root: Path = Path("studies"), storage: str | Non
 
     Raises:
         StudyError: no such study, no feasible completed trial yet, or a multi-objective study (see
-            :func:`hpo.views.front_summary.describe_front`).
+            :func:`describe_front`).
     """
-    study, paths, url = overview.open_study(name, root, storage)
+    study, paths, url = load_study(name, root, storage)
     return best_summary(study, paths, url)
 
 
@@ -98,9 +95,7 @@ def best_summary(study: optuna.Study, paths: StudyPaths, url: str) -> BestSummar
             "rather than one best trial; use hpo.views.front_summary.describe_front (what `hpo best` shows)"
         )
     best = best_trial(study)
-    states: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    states = trials_by_state(study)
     if best is None:
         raise StudyError(
             f"study {name!r} in {redact_url(url)} has no {'feasible ' if is_constrained(study) else ''}completed "
@@ -127,3 +122,126 @@ def best_summary(study: optuna.Study, paths: StudyPaths, url: str) -> BestSummar
         best.user_attrs.get("worker"),
         {text: float(best.constraints.get(text, math.inf)) for text in study.user_attrs.get("constraints") or []},
     )
+
+
+@dataclass(frozen=True)
+class FrontRow:
+    """One Pareto-optimal trial: its objective values, constraints, and where its weights are."""
+
+    trial: int
+    values: dict[str, float]
+    constraints: dict[str, float]
+    folder: Path | None  # None: its weights are not under this root (written on the host that ran it)
+    worker: str | None
+
+    @property
+    def feasible(self) -> bool:
+        return feasible(self.constraints)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "values": self.values,
+            "feasible": self.feasible,
+            "constraints": self.constraints,
+            "folder": str(self.folder) if self.folder else None,
+            "worker": self.worker,
+        }
+
+
+@dataclass(frozen=True)
+class FrontSummary:
+    """The Pareto front of a multi-objective study as its storage records it (feasible trials only)."""
+
+    study: str
+    storage: str
+    objectives: list[tuple[str, str]]  # (metric, direction)
+    constraints: list[str]
+    states: dict[str, int]
+    rows: list[FrontRow]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "storage": self.storage,
+            "objectives": [{"metric": m, "direction": d} for m, d in self.objectives],
+            "constraints": self.constraints,
+            "trials_by_state": self.states,
+            "pareto_front": [row.to_json() for row in self.rows],
+        }
+
+
+def describe_front(name: str, *, root: Path = Path("studies"), storage: str | None = None) -> FrontSummary:
+    """Read the Pareto front of multi-objective study ``name`` and find each trial's folder under ``best/``.
+
+    Raises:
+        StudyError: no such study, or a single-objective one (see :func:`describe_best`).
+    """
+    summary = describe_study(name, root=root, storage=storage)
+    if not isinstance(summary, FrontSummary):
+        raise StudyError(f"study {name!r} has one objective: it has a best trial, not a front; use describe_best")
+    return summary
+
+
+def describe_study(
+    name: str, *, root: Path = Path("studies"), storage: str | None = None
+) -> BestSummary | FrontSummary:
+    """The :class:`BestSummary` of a single-objective study, or the :class:`FrontSummary` of a
+    multi-objective one.
+
+    Raises:
+        StudyError: no such study, or (single objective) no feasible completed trial yet.
+    """
+    study, paths, url = load_study(name, root, storage)
+    if len(study.directions) == 1:
+        return best_summary(study, paths, url)
+    states = trials_by_state(study)
+    metrics = study.user_attrs.get("objectives") or [f"objective {i}" for i in range(len(study.directions))]
+    folders = front_folders(paths.best)
+    rows = [
+        FrontRow(
+            t.number,
+            dict(zip(metrics, (float(v) for v in t.values), strict=True)),
+            dict(t.constraints),
+            folders.get(t.number),
+            t.user_attrs.get("worker"),
+        )
+        for t in sorted(study.best_trials, key=lambda t: t.number)
+    ]
+    return FrontSummary(
+        name,
+        redact_url(url),
+        [(m, d.name.lower()) for m, d in zip(metrics, study.directions, strict=True)],
+        list(study.user_attrs.get("constraints") or []),
+        states,
+        rows,
+    )
+
+
+@dataclass(frozen=True)
+class SavedInference:
+    """The temperature, threshold and calibration summary recorded in a ``model.json`` (None: an older file)."""
+
+    threshold: ThresholdChoice | None
+    temperature: float
+    calibration: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold.to_json() if self.threshold is not None else None,
+            "temperature": self.temperature,
+            "calibration": self.calibration,
+        }
+
+
+def read_saved_inference(folder: Path) -> SavedInference:
+    """Read what :class:`ValidationReport` recorded in ``folder/model.json``.
+
+    Raises:
+        WeightsError: the folder has no readable ``model.json``.
+    """
+    card = read_card(folder)
+    raw = card.get("threshold")
+    threshold = ThresholdChoice.from_json(raw) if isinstance(raw, dict) else None
+    calibration = card.get("calibration")
+    return SavedInference(threshold, float(card.get("temperature", 1.0)), calibration if calibration else None)

@@ -6,9 +6,6 @@ import base64
 import datetime as dt
 import html
 import json
-import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +13,16 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.atomic import write_atomic
+from hpo.best.folder import RELIABILITY_FILE
+from hpo.study.access import load_study
 from hpo.study.storage import redact_url
 from hpo.views.figures import StudyFigure, build_figures, objective_names, write_png
-from hpo.views.studies_list import open_study
+from hpo.views.numbers import format_number
 
-__all__ = ["RELIABILITY_FILE", "ReportResult", "write_report"]
+__all__ = ["ReportResult", "write_report"]
 
 #: The reliability diagram of the best model, drawn next to its weights when available.
-RELIABILITY_FILE = "reliability.png"
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def write_report(
     Raises:
         StudyError: no such study or storage.
     """
-    study, paths, url = open_study(name, root, storage)
+    study, paths, url = load_study(name, root, storage)
     out = out if out is not None else paths.study_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     metric = objective_names(study)[0]
@@ -83,7 +82,7 @@ def write_report(
     card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else None
     page = _page(study, redact_url(url), metric, figures, card, reliability if has_reliability else None)
     index = out / "index.html"
-    _write_atomic(index, page)
+    write_atomic(index, page)
     return ReportResult(
         name,
         index,
@@ -92,20 +91,6 @@ def write_report(
         {f.spec.key: f.missing for f in figures if f.missing},
         has_reliability,
     )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # a report is meant to be shared; mkstemp makes files private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _STYLE = """
@@ -117,15 +102,9 @@ figcaption { color: #555; } .plot { min-height: 450px; overflow-x: auto; } img {
 """
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
-    return str(value)
-
-
 def _table(rows: list[tuple[str, Any]], header: tuple[str, str] | None = None) -> str:
     head = f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>" if header else ""
-    body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(format_number(v))}</td></tr>" for k, v in rows)
     return f"<table>{head}{body}</table>"
 
 
@@ -153,7 +132,7 @@ def _front_section(study: optuna.Study) -> list[str]:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in ("trial", *names, "folder"))
     rows = "".join(
         "<tr>"
-        + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in (t.number, *t.values))
+        + "".join(f"<td>{html.escape(format_number(v))}</td>" for v in (t.number, *t.values))
         + f"<td>best/trial_{t.number:04d}</td></tr>"
         for t in front
     )

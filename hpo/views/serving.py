@@ -135,10 +135,10 @@ def start_dashboard(
     import optuna_dashboard
     from optuna.artifacts import FileSystemArtifactStore
 
+    from hpo.study.access import load_study
     from hpo.study.storage import open_storage, redact_url
-    from hpo.views.studies_list import open_study
 
-    _, paths, url = open_study(name, root, storage)
+    _, paths, url = load_study(name, root, storage)
     rdb = open_storage(url, create=False)
     artifact_dir = paths.study_dir / "artifacts"
     store = FileSystemArtifactStore(str(artifact_dir)) if artifact_dir.is_dir() else None

@@ -1,4 +1,4 @@
-"""Reading studies without the training stack: open one study, or a one-line overview of every study."""
+"""What ``hpo studies`` shows: a one-line overview of every study under a root folder or in one storage."""
 
 from __future__ import annotations
 
@@ -10,36 +10,14 @@ from typing import Any
 
 import optuna
 import sqlalchemy.exc
-from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
-from hpo.study.storage import STORAGE_ENV, open_storage, redact_url, resolve_storage_url
+from hpo.study.access import best_trial, trials_by_state
+from hpo.study.storage import STORAGE_ENV, open_storage, redact_url
 
-__all__ = ["StudyOverview", "list_studies", "open_study"]
-
-
-def open_study(name: str, root: Path, storage: str | None) -> tuple[optuna.Study, StudyPaths, str]:
-    """Open an existing study for reading, as :func:`hpo.search.run.load_study` does, without importing torch.
-
-    ``hpo report``, ``hpo dashboard`` and ``hpo studies`` only read a storage: importing the training stack (torch,
-    Lightning) would double their start-up time.
-
-    Raises:
-        StudyError: no such study in the storage (the message lists the ones there are).
-    """
-    paths = StudyPaths(root, name)
-    url = resolve_storage_url(paths, storage)
-    rdb = open_storage(url, create=False)
-    try:
-        study = optuna.load_study(study_name=name, storage=rdb)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage=rdb)]
-        raise StudyError(
-            f"{redact_url(url)}: has no study named {name!r} (it has {names}); pass --study with one of those"
-        ) from None
-    return study, paths, url
+__all__ = ["StudyOverview", "list_studies"]
 
 
 @dataclass(frozen=True)
@@ -124,16 +102,7 @@ def _studies_in(url: str) -> list[StudyOverview]:
 
 def _overview(study: optuna.Study, url: str) -> StudyOverview:
     trials = study.get_trials(deepcopy=False)
-    states: dict[str, int] = {}
-    for trial in trials:
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-    best = None
-    if complete and len(study.directions) == 1:
-        try:
-            best = study.best_trial
-        except ValueError:  # every completed trial breaks a constraint
-            best = None
+    best = best_trial(study)
     front = len(study.best_trials) if len(study.directions) > 1 else None
     stamps = [t.datetime_complete or t.datetime_start for t in trials]
     known = [s for s in stamps if s is not None]
@@ -142,7 +111,7 @@ def _overview(study: optuna.Study, url: str) -> StudyOverview:
         storage=redact_url(url),
         direction=", ".join(d.name.lower() for d in study.directions),
         metric=study.user_attrs.get("metric"),
-        trials=dict(sorted(states.items())),
+        trials=trials_by_state(study),
         best_trial=best.number if best else None,
         best_value=float(best.value) if best and best.value is not None else None,
         last_update=max(known) if known else None,

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from hpo.best.format import read_card
+from hpo.best.folder import CALIBRATION_FILE, RELIABILITY_FILE
 from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData
 from hpo.inference.calibration import (
@@ -27,18 +26,12 @@ from hpo.model import MLP
 from hpo.train.objective import TrainedModel
 
 __all__ = [
-    "CALIBRATION_FILE",
     "CALIBRATION_FORMAT",
-    "RELIABILITY_FILE",
-    "SavedInference",
     "ValidationReport",
     "build_validation_report",
-    "read_saved_inference",
     "report_from_logits",
 ]
 
-CALIBRATION_FILE = "calibration.json"
-RELIABILITY_FILE = "reliability.png"
 CALIBRATION_FORMAT = "hpo.inference.calibration/1"
 
 
@@ -101,7 +94,7 @@ def validation_logits(trained: TrainedModel, data: PreparedData) -> np.ndarray:
     model.load_state_dict(trained.state_dict)
     model.eval()
     with torch.inference_mode():
-        return model(data.x_val).float().numpy()
+        return model(torch.from_numpy(data.x_val)).float().numpy()
 
 
 def report_from_logits(logits: np.ndarray, targets: np.ndarray, experiment: Experiment, trial: int) -> ValidationReport:
@@ -124,34 +117,5 @@ def report_from_logits(logits: np.ndarray, targets: np.ndarray, experiment: Expe
 def build_validation_report(experiment: Experiment, data: PreparedData, trained: TrainedModel) -> ValidationReport:
     """Measure a completed trial's model on the validation split (see :func:`report_from_logits`)."""
     return report_from_logits(
-        validation_logits(trained, data), data.y_val.numpy().astype(np.float64), experiment, trained.trial_number
+        validation_logits(trained, data), data.y_val.astype(np.float64), experiment, trained.trial_number
     )
-
-
-@dataclass(frozen=True)
-class SavedInference:
-    """The temperature, threshold and calibration summary recorded in a ``model.json`` (None: an older file)."""
-
-    threshold: ThresholdChoice | None
-    temperature: float
-    calibration: dict[str, Any] | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold.to_json() if self.threshold is not None else None,
-            "temperature": self.temperature,
-            "calibration": self.calibration,
-        }
-
-
-def read_saved_inference(folder: Path) -> SavedInference:
-    """Read what :class:`ValidationReport` recorded in ``folder/model.json``.
-
-    Raises:
-        WeightsError: the folder has no readable ``model.json``.
-    """
-    card = read_card(folder)
-    raw = card.get("threshold")
-    threshold = ThresholdChoice.from_json(raw) if isinstance(raw, dict) else None
-    calibration = card.get("calibration")
-    return SavedInference(threshold, float(card.get("temperature", 1.0)), calibration if calibration else None)

@@ -1,0 +1,141 @@
+"""Loading a saved model for inference: ``load_model`` (one weights folder) and ``load_best`` (a study's best)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from hpo.best.folder import CARD_FILE, read_card
+from hpo.best.selection import choose_folder
+from hpo.errors import ConfigError, WeightsError
+from hpo.inference.predictor import Predictor, default_device
+from hpo.model import MLP
+from hpo.paths import StudyPaths, validate_study_name
+
+__all__ = ["load_best", "load_model"]
+
+
+def _architecture_mismatch(expected: dict[str, torch.Tensor], state: object) -> str | None:
+    """The first key where ``state`` differs from the architecture's ``expected`` state_dict, in words."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a state_dict"
+    for key, tensor in expected.items():
+        if key not in state:
+            return f"key {key!r} is missing"
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            return f"key {key!r} has shape {shape}, the architecture needs {tuple(tensor.shape)}"
+    extra = [key for key in state if key not in expected]
+    if extra:
+        return f"key {extra[0]!r} is not part of the architecture"
+    return None
+
+
+def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor:
+    """Load the weights folder written by hpo (``studies/<study>/best``), checking its sha256 and architecture.
+
+    Args:
+        folder: a folder holding ``model.json`` and ``model.pt``.
+        device: where the model runs; default the first CUDA GPU when there is one, else the CPU.
+
+    Raises:
+        WeightsError: the folder, its description or its weights are missing, damaged or do not match.
+        ConfigError: ``device`` cannot be used.
+    """
+    folder = Path(folder)
+    card = read_card(folder)
+    path = folder / card["weights"]["file"]
+    try:
+        payload = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot be read ({exc.strerror})") from None
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != card["weights"]["sha256"]:
+        raise WeightsError(
+            f"{path}: sha256 {digest[:12]}... does not match {card['weights']['sha256'][:12]}... recorded in "
+            f"{folder / CARD_FILE}; the file was changed or torn, rerun the study or restore it"
+        )
+    try:
+        state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+    except Exception as exc:
+        raise WeightsError(f"{path}: is not a loadable state_dict ({type(exc).__name__}: {exc})") from None
+    model = MLP(**card["model"]["kwargs"])
+    mismatch = _architecture_mismatch(model.state_dict(), state)
+    if mismatch is not None:
+        raise WeightsError(
+            f"{path}: does not match the architecture in {CARD_FILE}: {mismatch}; the two files come from different "
+            "runs or one was edited, rerun the study or restore them"
+        )
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise WeightsError(f"{path}: does not match the architecture in {CARD_FILE}: {exc}") from None
+    try:
+        target = torch.device(device) if device is not None else default_device()
+        model.to(target)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        raise ConfigError(
+            f"device {device!r}: cannot be used here ({str(exc).splitlines()[0]}); pass cpu or an available GPU "
+            "such as cuda:0, or leave it out to use a GPU when there is one"
+        ) from None
+    model.eval()
+    return Predictor(model, card, folder, target)
+
+
+def load_best(
+    study: str | Path,
+    root: str | Path = "studies",
+    device: str | None = None,
+    *,
+    trial: int | None = None,
+    maximize: str | None = None,
+    minimize: str | None = None,
+    where: str | Sequence[str] = (),
+) -> Predictor:
+    """Load the best model of a study (``<root>/<study>/best``) as a :class:`Predictor`, in eval mode.
+
+    The predictor applies the saved standardisation and temperature, cuts at the saved threshold and returns labels
+    in the training data's own values; it runs on the first CUDA GPU when there is one (or on ``device``).
+
+    A multi-objective study keeps one model per Pareto-optimal trial (``best/trial_NNNN/``): pick one by number
+    (``trial=``), or by a rule: ``where`` keeps the trials whose recorded metrics satisfy constraints written as in
+    ``study.constraints``, then ``maximize`` or ``minimize`` takes the best of them by one metric (ties: the lowest
+    trial number). The same arguments work on a single-objective study, whose only candidate is its best trial.
+
+    Args:
+        study: a study name under ``root`` (a string), or the folder of a study (a :class:`~pathlib.Path`, or a
+            string with a ``/`` such as ``"studies/pareto"``).
+        root: the folder holding one folder per study.
+        device: where the model runs.
+        trial: the trial to load.
+        maximize: the metric whose highest value wins, e.g. ``"val/auroc"``.
+        minimize: the metric whose lowest value wins, e.g. ``"model/latency_ms"``.
+        where: one constraint or a list, e.g. ``"model/params <= 50000"``.
+
+    Example:
+        >>> best = hpo.load_best("default")  # doctest: +SKIP
+        >>> best.predict_proba(frame)  # a DataFrame with the feature columns by name, or an array  # doctest: +SKIP
+        >>> best.predict(frame)  # labels such as 'malignant' / 'benign'  # doctest: +SKIP
+        >>> small = hpo.load_best("pareto", maximize="val/auroc", where="model/params <= 50000")  # doctest: +SKIP
+
+    Raises:
+        WeightsError: there are no best weights yet, or they are damaged.
+        StudyError: no saved trial fits the choice, or several do (a Pareto front) and nothing picks one.
+        ConfigError: a rule that cannot be read.
+    """
+    if isinstance(study, Path) or (isinstance(study, str) and ("/" in study or os.sep in study)):
+        best = Path(study) / "best"  # a folder: a study name cannot hold a path separator
+        name = Path(study).name
+    else:
+        best = StudyPaths(Path(root), validate_study_name(study, "study")).best
+        name = study
+    if not best.exists():
+        raise WeightsError(f"{best}: no best weights yet for study {name!r}; run `hpo run` until a trial completes")
+    folder = choose_folder(best, trial=trial, maximize=maximize, minimize=minimize, where=where)
+    return load_model(folder, device)
