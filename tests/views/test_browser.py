@@ -17,7 +17,7 @@ import optuna
 import pytest
 
 from hpo.views.report import write_report
-from tests.test_serving import serving
+from tests.views.test_serving import serving
 
 pytestmark = pytest.mark.slow
 
