@@ -28,6 +28,12 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output CSV (default: INPUT_CSV's name with .predictions.csv, in the same folder).",
 )
+@click.option(
+    "--keep",
+    multiple=True,
+    metavar="COL",
+    help="Copy this input column to the output (repeatable; default: the model's id columns the input has).",
+)
 @root_option
 @click.option("--device", help="Where the model runs, e.g. cpu or cuda:1 (default: a CUDA GPU if any, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
@@ -38,6 +44,7 @@ def predict(
     trial: int | None,
     model_dir: Path | None,
     output: Path | None,
+    keep: tuple[str, ...],
     root: Path,
     device: str | None,
     as_json: bool,
@@ -45,15 +52,18 @@ def predict(
     """Predict every row of INPUT_CSV: writes its id columns (or a 0-based `row`), `probability` of the positive
     label and `label` (cut at the model's saved threshold, in the training data's own label values).
 
-    INPUT_CSV needs the model's feature columns by name; its id columns and target column, if present, are allowed
-    and left out. The file is read in chunks, so it may be larger than memory. On bad input (a missing or unknown
-    column, text, missing or infinite values) the error names the columns and lines, and no output is written.
+    INPUT_CSV has the training file's shape: the model's feature columns by name, with blanks and text as in
+    training (the target may be there); other columns are ignored, with a note. Blanks and levels the model never saw
+    are handled as in training and counted in the summary. The file is read in chunks, so it may be larger than
+    memory. On bad input (a missing feature column, text in a numeric column) the error names the columns and lines,
+    and no output is written.
 
     \b
     Example:
       hpo predict --study default new_patients.csv -o scored.csv
       hpo predict --model studies/default/best new_patients.csv
       hpo predict --study pareto --trial 11 new_patients.csv
+      hpo predict --study titanic passengers.csv --keep name
     """
     from hpo.errors import ConfigError
 
@@ -73,7 +83,7 @@ def predict(
         if model_dir is not None
         else load_best(validate_study_name(study_name or "default", "--study"), root, device, trial=trial)
     )
-    summary = predict_csv(predictor, input_csv, output)
+    summary = predict_csv(predictor, input_csv, output, keep=keep)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))
         return
@@ -82,3 +92,14 @@ def predict(
         f"Wrote {summary.rows} predictions to {summary.output}: {summary.positives} {positive!r}, "
         f"{summary.rows - summary.positives} {negative!r} (threshold {summary.threshold:.4g})."
     )
+    if summary.ignored_columns:
+        shown = ", ".join(repr(c) for c in summary.ignored_columns[:10])
+        more = f" and {len(summary.ignored_columns) - 10} more" if len(summary.ignored_columns) > 10 else ""
+        click.echo(f"note: ignored the columns {shown}{more} (not features of the model; --keep COL copies one)")
+    for what, counts in (
+        ("blank cells (imputed, or their own level)", summary.blanks),
+        ("levels the model never saw (encoded as other)", summary.unseen),
+        ("values beyond the clipping bound (clipped)", summary.clipped),
+    ):
+        if counts:
+            click.echo(f"note: {what}: " + ", ".join(f"{c} {n}" for c, n in counts.items()))

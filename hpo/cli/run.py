@@ -18,6 +18,7 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, main, quiet_libraries, root
 
 if TYPE_CHECKING:
     from hpo.config.experiment import Experiment
+    from hpo.data.loading import PreparedData
     from hpo.search.run import RunResult
 
 
@@ -163,6 +164,7 @@ def _run_here(
                 should_stop=interrupts.requested,
                 worker_index=worker_index,
                 threads=threads,
+                on_data=None if WORKER_INDEX_ENV in os.environ else lambda data: _print_data(data, out),
             )
         except KeyboardInterrupt:
             progress.stop()
@@ -201,10 +203,35 @@ def _run_workers(
             on_line=lambda index, line: click.echo(f"[worker {index}] {line}", file=out),
             on_start=started,
             interrupted=interrupts.requested,
+            on_data=lambda data: _print_data(data, out),
         )
     for index, how in outcome.failed_workers:
         click.echo(f"warning: worker {index} ended with {how}", err=True)
     return outcome.result, outcome.exit_code
+
+
+def _print_data(data: PreparedData, out: TextIO) -> None:
+    """The data's columns, once per run: type, blanks and (categorical) levels, and the rows left out."""
+    from hpo.data.loading import rows_text
+
+    columns = data.describe_columns()
+    n_rows = len(data.train_rows) + len(data.val_rows)
+    click.echo(
+        f"Data {data.source}: {n_rows} rows ({len(data.train_rows)} train, {len(data.val_rows)} validation), "
+        f"{len(columns)} feature columns -> {data.n_features} network inputs",
+        file=out,
+    )
+    width = max(len(c["name"]) for c in columns)
+    for c in columns[:50]:
+        levels = f", {c['levels']} levels" if c["levels"] is not None else ""
+        click.echo(f"  {c['name']:<{width}}  {c['kind']:<11} {c['missing']} blank{levels}", file=out)
+    if len(columns) > 50:
+        click.echo(f"  ... and {len(columns) - 50} more columns", file=out)
+    if data.dropped_rows:
+        click.echo(
+            f"note: left out {len(data.dropped_rows)} rows whose target is blank ({rows_text(data.dropped_rows)})",
+            file=out,
+        )
 
 
 def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json: bool) -> None:

@@ -1,4 +1,4 @@
-"""The ``data`` section of a search-space file: an embedded data set or a CSV file, and how its rows are split."""
+"""The ``data`` section of a search-space file: an embedded data set or a CSV file, its column types, the split."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ class DataSettings:
     id_columns: tuple[str, ...] = ()
     validation_fraction: float = 0.2
     split_seed: int = 0
+    #: Column type overrides (otherwise inferred: text and booleans are categorical, numbers numeric).
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    #: Columns left out of the features (like id columns, but not carried to predictions).
+    drop: tuple[str, ...] = ()
 
 
 def _names(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
@@ -54,6 +59,9 @@ def parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
         "id_columns",
         "validation_fraction",
         "split_seed",
+        "categorical",
+        "numeric",
+        "drop",
     }
     check_keys(raw, allowed, where)
     fraction = raw.get("validation_fraction", 0.2)
@@ -67,6 +75,21 @@ def parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
         raise ConfigError(f"{where}.positive_label: must be one of the target's two values, got {positive!r}")
     features = _names(raw, "features", where)
     id_columns = _names(raw, "id_columns", where) or ()
+    categorical = _names(raw, "categorical", where) or ()
+    numeric = _names(raw, "numeric", where) or ()
+    drop = _names(raw, "drop", where) or ()
+    both = sorted(set(categorical) & set(numeric))
+    if both:
+        raise ConfigError(
+            f"{where}: column {both[0]!r} is listed under both categorical and numeric; keep it in one of them"
+        )
+    for key, names in (("categorical", categorical), ("numeric", numeric)):
+        left_out = sorted(set(names) & {*drop, *id_columns})
+        if left_out:
+            raise ConfigError(
+                f"{where}.{key}: column {left_out[0]!r} is also under drop or id_columns, so it is not a feature; "
+                "remove it from one of the lists"
+            )
     if "path" in raw and "source" in raw:
         raise ConfigError(f"{where}: give either source (an embedded data set) or path (a CSV file), not both")
     if "path" in raw:
@@ -88,7 +111,22 @@ def parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
         filename, target, default_positive = EMBEDDED_DATASETS[source]
         path = str(Path(__file__).parents[1] / "data" / "datasets" / filename)
         positive = default_positive if positive is None else positive
-    for column in (*(features or ()), *id_columns):
+    for column in (*(features or ()), *id_columns, *categorical, *numeric, *drop):
         if column == target:
-            raise ConfigError(f"{where}: the target column {target!r} cannot also be a feature or id column")
-    return DataSettings(Path(path), target, source, positive, features, id_columns, float(fraction), split_seed or 0)
+            raise ConfigError(
+                f"{where}: the target column {target!r} cannot also be a feature, id, categorical, numeric or drop "
+                "column; remove it from those lists"
+            )
+    return DataSettings(
+        path=Path(path),
+        target=target,
+        source=source,
+        positive_label=positive,
+        features=features,
+        id_columns=id_columns,
+        validation_fraction=float(fraction),
+        split_seed=split_seed or 0,
+        categorical=categorical,
+        numeric=numeric,
+        drop=drop,
+    )

@@ -66,6 +66,7 @@ HYPERPARAMETERS: dict[str, ValueRule] = {
     "dropout": ValueRule("float", 0.0, True, 1.0, False, help="dropout probability after each hidden layer"),
     "activation": ValueRule("str", options=("relu", "gelu", "silu", "tanh", "leaky_relu", "elu")),
     "batch_size": ValueRule("int", 1, help="rows per training batch"),
+    "preprocessing.numeric": ValueRule("str", options=("standard", "robust", "quantile")),
 }
 
 

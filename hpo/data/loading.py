@@ -1,55 +1,103 @@
-"""Data: read a CSV (or the embedded data set), check it, split it and standardise it."""
+"""Data: read a CSV (or the embedded data set), check it, split it, and preprocess it for the network."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hpo.config.data_section import DataSettings
+from hpo.data.preprocessing import (
+    ColumnSpec,
+    Preprocessor,
+    fit_preprocessor,
+    infer_columns,
+    normalize_blanks,
+    read_csv_kwargs,
+)
 from hpo.errors import DataError
 
-__all__ = ["PreparedData", "Standardization", "load_data", "read_csv_header", "split_rows"]
+__all__ = ["DEFAULT_SCALING", "Prepared", "PreparedData", "load_data", "read_csv_header", "split_rows"]
 
 Label = str | int | bool
 #: More feature columns than this is almost always a mistake (a transposed file, an index saved as columns).
 MAX_FEATURES = 10_000
+#: The numeric scaling when the search space does not set ``preprocessing.numeric``.
+DEFAULT_SCALING = "standard"
 
 
 @dataclass(frozen=True)
-class Standardization:
-    """Per-feature mean and standard deviation fitted on the training split (float64)."""
+class Prepared:
+    """The network's inputs for one numeric scaling: the fitted preprocessor and both splits as float32 arrays."""
 
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Standardise raw feature values: ``((x - mean) / std)`` in float64, returned as float32."""
-        return ((np.asarray(x, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
+    preprocessor: Preprocessor
+    x_train: np.ndarray
+    x_val: np.ndarray
 
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Standardised float32 arrays of both splits (``torch.from_numpy`` shares them), and what reproduces them."""
+    """The checked data, split, with its preprocessing fitted on the training split (once per scaling, on demand).
 
-    x_train: np.ndarray
+    ``train_rows``, ``val_rows`` and ``dropped_rows`` are 0-based data rows of the file (line = row + 2).
+    """
+
+    features: pd.DataFrame  # the raw feature columns of the kept rows, indexed by data row
     y_train: np.ndarray
-    x_val: np.ndarray
     y_val: np.ndarray
-    feature_names: tuple[str, ...]
-    standardization: Standardization
+    columns: tuple[ColumnSpec, ...]
     labels: tuple[Label, Label]  # (negative, positive) in the file's own values
     train_rows: tuple[int, ...]
     val_rows: tuple[int, ...]
     source: str
+    dropped_rows: tuple[int, ...] = ()  # rows left out because their target is blank
+    _variants: dict[str, Prepared] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def prepared(self, scaling: str = DEFAULT_SCALING) -> Prepared:
+        """The inputs under ``scaling``, fitted on the training split the first time it is asked for, then reused."""
+        if scaling not in self._variants:
+            train = self.features.loc[list(self.train_rows)]
+            preprocessor = fit_preprocessor(train, self.columns, scaling=scaling, where=self.source)
+            x_train, _ = preprocessor.transform(train, where=self.source)
+            x_val, _ = preprocessor.transform(self.features.loc[list(self.val_rows)], where=self.source)
+            self._variants[scaling] = Prepared(preprocessor, x_train, x_val)
+        return self._variants[scaling]
 
     @property
     def n_features(self) -> int:
-        return len(self.feature_names)
+        """Inputs of the network (the same under every scaling)."""
+        return self.prepared().preprocessor.n_outputs
+
+    @property
+    def x_train(self) -> np.ndarray:
+        return self.prepared().x_train
+
+    @property
+    def x_val(self) -> np.ndarray:
+        return self.prepared().x_val
+
+    def describe_columns(self) -> list[dict[str, Any]]:
+        """Per feature column: name, kind, blanks in the data, levels (categorical), and the network inputs it gives."""
+        described = {d["name"]: d for d in self.prepared().preprocessor.describe()}
+        return [
+            {
+                "name": c.name,
+                "kind": c.kind,
+                "missing": c.n_missing,
+                "levels": c.n_levels,
+                "inputs": len(described[c.name]["outputs"]),
+            }
+            for c in self.columns
+        ]
 
 
 def _line(row: int) -> int:
@@ -57,7 +105,8 @@ def _line(row: int) -> int:
     return row + 2
 
 
-def _rows_text(rows: Sequence[int] | np.ndarray) -> str:
+def rows_text(rows: Sequence[int] | np.ndarray) -> str:
+    """``line 7`` or ``lines 7, 9, 12, 20, 31 and 4 more`` for 0-based data rows."""
     shown = ", ".join(str(_line(int(r))) for r in rows[:5])
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
     return f"line{'s' if len(rows) > 1 else ''} {shown}{more}"
@@ -87,7 +136,8 @@ def read_csv_header(path: Path, *, missing: str, folder: str, empty: str) -> lis
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV file with a header row, refusing what pandas would silently repair."""
+    """Read a CSV file with a header row, refusing what pandas would silently repair; blanks (``NA``, ``NaN``, empty
+    and whitespace-only cells) are NaN."""
     header = read_csv_header(
         path,
         missing="no such data file; check data.path (relative paths start in the current folder)",
@@ -100,7 +150,7 @@ def read_table(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}: column {name!r} appears more than once in the header; rename one of them")
         seen.add(name)
     try:
-        frame = pd.read_csv(path, encoding="utf-8", on_bad_lines="error", low_memory=False)
+        frame = pd.read_csv(path, encoding="utf-8", on_bad_lines="error", **read_csv_kwargs())
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -109,17 +159,12 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: rows do not match the header ({exc}); every row needs {len(header)} fields") from None
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows")
-    return frame
+    return normalize_blanks(frame)
 
 
 def _encode_labels(
     column: pd.Series, target: str, positive: Label | None, path: Path
 ) -> tuple[np.ndarray, tuple[Label, Label]]:
-    missing = np.flatnonzero(column.isna().to_numpy())
-    if len(missing):
-        raise DataError(
-            f"{path}: target column {target!r} has missing values at {_rows_text(missing)}; fill or drop them"
-        )
     values = column.to_numpy()
     distinct = pd.unique(column)
     if len(distinct) != 2:
@@ -150,38 +195,11 @@ def _encode_labels(
     return encoded, (neg, pos)
 
 
-def _features(frame: pd.DataFrame, settings: DataSettings, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
-    names = settings.features
-    if names is None:
-        excluded = {settings.target, *settings.id_columns}
-        names = tuple(str(c) for c in frame.columns if c not in excluded)
-    if not names:
-        raise DataError(f"{path}: has no feature columns besides the target {settings.target!r}")
-    if len(names) > MAX_FEATURES:
-        raise DataError(
-            f"{path}: has {len(names)} feature columns; hpo trains on at most {MAX_FEATURES}. List the columns to use "
-            "under data.features, or reduce the file's columns first"
-        )
-    bad_types = [
-        n for n in names if not (pd.api.types.is_numeric_dtype(frame[n]) or pd.api.types.is_bool_dtype(frame[n]))
-    ]
-    if bad_types:
-        example = frame[bad_types[0]].dropna()
-        sample = f" (e.g. {example.iloc[0]!r})" if len(example) else ""
-        raise DataError(
-            f"{path}: feature column{'s' if len(bad_types) > 1 else ''} {bad_types[:5]} must be numeric but hold "
-            f"text{sample}; encode them as numbers, or list them under data.id_columns to leave them out"
-        )
-    values = frame.loc[:, list(names)].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        col = int(np.flatnonzero(bad.any(axis=0))[0])
-        rows = np.flatnonzero(bad[:, col])
-        kind = "missing values" if np.isnan(values[rows[0], col]) else "infinite values"
-        raise DataError(
-            f"{path}: feature column {names[col]!r} has {kind} at {_rows_text(rows)}; fill or drop those rows"
-        )
-    return values, names
+def _feature_names(frame: pd.DataFrame, settings: DataSettings) -> tuple[str, ...]:
+    if settings.features is not None:
+        return settings.features
+    excluded = {settings.target, *settings.id_columns, *settings.drop}
+    return tuple(str(c) for c in frame.columns if c not in excluded)
 
 
 def split_rows(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,46 +216,83 @@ def split_rows(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, n
 
 
 def load_data(settings: DataSettings) -> PreparedData:
-    """Read, check, split and standardise the data described by ``settings``.
+    """Read, check and split the data described by ``settings``; the preprocessing is fitted when first asked for.
+
+    Rows whose target is blank are left out (their rows are in ``dropped_rows``). Every problem of the file is
+    reported at once.
 
     Raises:
-        DataError: naming the file, the column and the rows of the first problem found.
+        DataError: naming the file and, for each problem, the column and up to five lines.
     """
     path = settings.path
+    where = str(path)
     frame = read_table(path)
-    for kind, columns in (
+    problems: list[str] = []
+    for kind, listed in (
         ("target", (settings.target,)),
         ("feature", settings.features or ()),
         ("id", settings.id_columns),
+        ("categorical", settings.categorical),
+        ("numeric", settings.numeric),
+        ("drop", settings.drop),
     ):
-        missing = [c for c in columns if c not in frame.columns]
+        missing = [c for c in listed if c not in frame.columns]
         if missing:
-            raise DataError(
-                f"{path}: {kind} column {missing[0]!r} is not in the file; its columns are {list(frame.columns)[:20]}"
+            problems.append(f"{kind} column{'s' if len(missing) > 1 else ''} {missing[:5]} not in the file")
+    if problems:
+        raise DataError(
+            f"{where}: {'; '.join(problems)}; its columns are {list(frame.columns)[:20]}. Fix data.* in the "
+            "search-space file or the file's header"
+        )
+    blank_target = frame[settings.target].isna().to_numpy()
+    dropped = np.flatnonzero(blank_target)
+    kept = frame.loc[~blank_target]
+    names = _feature_names(frame, settings)
+    if not names:
+        problems.append(f"no feature columns besides the target {settings.target!r}")
+    if len(names) > MAX_FEATURES:
+        problems.append(
+            f"{len(names)} feature columns, hpo trains on at most {MAX_FEATURES}; list the columns to use under "
+            "data.features, or reduce the file's columns first"
+        )
+    y = np.zeros(len(kept), dtype=np.float32)
+    labels: tuple[Label, Label] = ("0", "1")
+    if len(kept) == 0:
+        problems.append(f"target column {settings.target!r} is blank in every row")
+    else:
+        try:
+            y, labels = _encode_labels(kept[settings.target], settings.target, settings.positive_label, path)
+            for cls, label in zip((0.0, 1.0), labels, strict=False):
+                if int((y == cls).sum()) < 2:
+                    problems.append(
+                        f"class {label!r} of column {settings.target!r} has fewer than 2 rows; both the training and "
+                        "the validation split need one of each class"
+                    )
+        except DataError as exc:
+            problems.append(str(exc).removeprefix(f"{path}: "))
+    columns: list[ColumnSpec] = []
+    if names and len(names) <= MAX_FEATURES:
+        try:
+            columns = infer_columns(
+                kept, features=names, categorical=settings.categorical, numeric=settings.numeric, where=where
             )
-    y, labels = _encode_labels(frame[settings.target], settings.target, settings.positive_label, path)
-    x, names = _features(frame, settings, path)
-    for cls, label in zip((0.0, 1.0), labels, strict=False):
-        if int((y == cls).sum()) < 2:
-            raise DataError(
-                f"{path}: class {label!r} of column {settings.target!r} has fewer than 2 rows; both the training and "
-                "the validation split need one of each class"
-            )
-    train_rows, val_rows = split_rows(y, settings.validation_fraction, settings.split_seed)
-    mean = x[train_rows].mean(axis=0)
-    std = x[train_rows].std(axis=0)
-    std = np.where(std > 0, std, 1.0)  # a constant column stays constant (0) instead of dividing by zero
-    stats = Standardization(tuple(map(float, mean)), tuple(map(float, std)))
-    scaled = stats.apply(x)
+        except DataError as exc:
+            problems.append(str(exc).removeprefix(f"{where}: "))
+    if problems:
+        if len(problems) == 1:
+            raise DataError(f"{where}: {problems[0]}")
+        numbered = " ".join(f"[{i}] {p}" for i, p in enumerate(problems, 1))
+        raise DataError(f"{where}: {len(problems)} problems: {numbered}")
+    train_pos, val_pos = split_rows(y, settings.validation_fraction, settings.split_seed)
+    file_rows = kept.index.to_numpy()
     return PreparedData(
-        x_train=scaled[train_rows],
-        y_train=y[train_rows],
-        x_val=scaled[val_rows],
-        y_val=y[val_rows],
-        feature_names=names,
-        standardization=stats,
+        features=kept.loc[:, list(names)],
+        y_train=y[train_pos],
+        y_val=y[val_pos],
+        columns=tuple(columns),
         labels=labels,
-        train_rows=tuple(map(int, train_rows)),
-        val_rows=tuple(map(int, val_rows)),
-        source=settings.source or str(path),
+        train_rows=tuple(int(r) for r in file_rows[train_pos]),
+        val_rows=tuple(int(r) for r in file_rows[val_pos]),
+        source=settings.source or where,
+        dropped_rows=tuple(int(r) for r in dropped),
     )

@@ -12,6 +12,7 @@ import torch
 
 from hpo.best.folder import CARD_FILE, read_card
 from hpo.best.selection import choose_folder
+from hpo.data.preprocessing import Preprocessor
 from hpo.errors import ConfigError, WeightsError
 from hpo.inference.predictor import Predictor, default_device
 from hpo.model import MLP
@@ -50,6 +51,12 @@ def load_model(folder: str | Path, device: str | torch.device | None = None) -> 
     """
     folder = Path(folder)
     card = read_card(folder)
+    if "preprocessing" not in card:
+        raise WeightsError(
+            f"{folder / CARD_FILE}: has no preprocessing (it was written by an older hpo that only standardised "
+            "numbers); rerun the study with this version to write a loadable model"
+        )
+    preprocessor = Preprocessor.from_json(card["preprocessing"], str(folder / CARD_FILE))
     path = folder / card["weights"]["file"]
     try:
         payload = path.read_bytes()
@@ -85,7 +92,7 @@ def load_model(folder: str | Path, device: str | torch.device | None = None) -> 
             "such as cuda:0, or leave it out to use a GPU when there is one"
         ) from None
     model.eval()
-    return Predictor(model, card, folder, target)
+    return Predictor(model=model, card=card, folder=folder, device=target, preprocessor=preprocessor)
 
 
 def load_best(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 
 from hpo.atomic import atomic_output
-from hpo.data.feature_checks import ValueProblems, check_columns, feature_values
 from hpo.data.loading import read_csv_header
+from hpo.data.preprocessing import TransformCounts, read_csv_kwargs
 from hpo.errors import DataError
 from hpo.inference.predictor import Predictor
 
@@ -23,7 +24,7 @@ _FIRST_DATA_LINE = 2  # line 1 is the header
 
 @dataclass(frozen=True)
 class PredictionSummary:
-    """What ``hpo predict`` wrote."""
+    """What ``hpo predict`` wrote, and what it met in the input."""
 
     input: Path
     output: Path
@@ -32,6 +33,10 @@ class PredictionSummary:
     id_columns: tuple[str, ...]
     threshold: float
     labels: tuple[Any, Any]
+    ignored_columns: tuple[str, ...] = ()  # input columns that are neither features nor kept
+    blanks: dict[str, int] = field(default_factory=dict)  # feature column -> blank cells (imputed or own level)
+    unseen: dict[str, int] = field(default_factory=dict)  # categorical column -> cells with a level new to the model
+    clipped: dict[str, int] = field(default_factory=dict)  # numeric column -> cells beyond the clipping bound
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,7 +47,16 @@ class PredictionSummary:
             "id_columns": list(self.id_columns),
             "threshold": self.threshold,
             "labels": {"negative": self.labels[0], "positive": self.labels[1]},
+            "ignored_columns": list(self.ignored_columns),
+            "blanks": self.blanks,
+            "unseen_levels": self.unseen,
+            "clipped": self.clipped,
         }
+
+
+def _quoted(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def default_output_path(input_path: Path) -> Path:
@@ -51,18 +65,24 @@ def default_output_path(input_path: Path) -> Path:
 
 
 def predict_csv(
-    predictor: Predictor, input_path: Path, output_path: Path | None = None, chunk_rows: int = CHUNK_ROWS
+    predictor: Predictor,
+    input_path: Path,
+    output_path: Path | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    keep: Sequence[str] = (),
 ) -> PredictionSummary:
-    """Predict every row of ``input_path`` and write ``output_path`` (default :func:`default_output_path`).
+    """Predict every row of the raw CSV ``input_path`` and write ``output_path`` (default :func:`default_output_path`).
 
-    The output has the model's id columns (those the input has) or else ``row`` (the 0-based data row), then
-    ``probability`` (of the positive label) and ``label`` (the training data's own value, cut at the saved
-    threshold). It is written to a temporary file beside it and renamed at the end: on any error there is no
+    The input has the training file's shape: the feature columns by name (any order), blanks and levels the model
+    never saw are handled as in training; the target and any other column may be there and are ignored. The output
+    has the ``keep`` columns (default: the model's id columns that the input has) or else ``row`` (the 0-based data
+    row), then ``probability`` (of the positive label) and ``label`` (the training data's own value, cut at the
+    saved threshold). It is written to a temporary file beside it and renamed at the end: on any error there is no
     output file, and an existing one is left as it was.
 
     Raises:
-        DataError: a missing or unknown column, or rows with text, missing or infinite values (all such rows are
-            named by their line in the file, the header being line 1).
+        DataError: a missing feature or kept column, or text in a numeric column (named by line, the header being
+            line 1).
     """
     input_path = Path(input_path)
     output_path = Path(output_path) if output_path is not None else default_output_path(input_path)
@@ -73,33 +93,53 @@ def predict_csv(
         folder="pass a CSV file",
         empty="a CSV with a header row naming the feature columns is needed",
     )
-    check_columns(header, predictor.feature_names, predictor.ignored_columns, where)
+    names = set(header)
+    missing = [f for f in predictor.feature_names if f not in names]
+    unknown_keep = [k for k in keep if k not in names]
+    repeated = sorted({h for h in header if header.count(h) > 1} & {*predictor.feature_names, *keep})
+    problems = []
+    if missing:
+        problems.append(
+            f"missing feature column{'s' if len(missing) > 1 else ''} {_quoted(missing)} (the model needs its "
+            f"{len(predictor.feature_names)} features by name: {_quoted(predictor.feature_names, 40)})"
+        )
+    if unknown_keep:
+        problems.append(f"--keep column{'s' if len(unknown_keep) > 1 else ''} {_quoted(unknown_keep)} not in the file")
+    if repeated:
+        problems.append(f"column{'s' if len(repeated) > 1 else ''} {_quoted(repeated)} appear more than once")
+    if problems:
+        raise DataError(f"{where}: {'; '.join(problems)}; fix the file's header (no output was written)")
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise DataError(f"{output_path}: is the input file; choose another output path (-o)")
     if not output_path.parent.is_dir():
         raise DataError(f"{output_path.parent}: no such folder for the output file; create it or choose another -o")
-    ids = [c for c in predictor.id_columns if c in header]
-    text_columns = {c: str for c in predictor.ignored_columns if c in header}  # ids kept as written
+    ids = list(keep) if keep else [c for c in predictor.id_columns if c in names]
+    ignored = tuple(h for h in header if h not in {*predictor.feature_names, *ids, predictor.card.get("target")})
     with atomic_output(output_path, "w", newline="", encoding="utf-8") as handle:
-        rows, positives = _stream(predictor, input_path, handle, ids, text_columns, chunk_rows)
+        rows, positives, counts = _stream(predictor, input_path, handle, ids, chunk_rows)
+    per_column = counts.columns if counts is not None else ()
     return PredictionSummary(
-        input_path, output_path, rows, positives, tuple(ids), predictor.threshold, predictor.labels
+        input=input_path,
+        output=output_path,
+        rows=rows,
+        positives=positives,
+        id_columns=tuple(ids),
+        threshold=predictor.threshold,
+        labels=predictor.labels,
+        ignored_columns=ignored,
+        blanks={c.name: c.blanks for c in per_column if c.blanks},
+        unseen={c.name: c.unseen for c in per_column if c.unseen},
+        clipped={c.name: c.clipped for c in per_column if c.clipped},
     )
 
 
 def _stream(
-    predictor: Predictor,
-    path: Path,
-    out: IO[str],
-    ids: list[str],
-    text_columns: dict[str, type[str]],
-    chunk_rows: int,
-) -> tuple[int, int]:
-    """Write the predictions of ``path`` to ``out``; returns (rows, positive rows)."""
-    problems = ValueProblems()
-    features = list(predictor.feature_names)
+    predictor: Predictor, path: Path, out: IO[str], ids: list[str], chunk_rows: int
+) -> tuple[int, int, TransformCounts | None]:
+    """Write the predictions of ``path`` to ``out``; returns (rows, positive rows, what the preprocessing met)."""
     columns = [*(ids or ["row"]), "probability", "label"]
     rows = positives = 0
+    counts: TransformCounts | None = None
     header = True
     try:
         reader = pd.read_csv(
@@ -107,26 +147,27 @@ def _stream(
             chunksize=chunk_rows,
             encoding="utf-8",
             on_bad_lines="error",
-            dtype=text_columns,  # type: ignore[arg-type]
+            dtype={c: str for c in ids},  # kept columns are copied as written
+            **{**read_csv_kwargs(), "low_memory": True},
         )
         with reader:
             for chunk in reader:
-                values = feature_values(chunk.loc[:, features], problems, row_offset=rows)
-                if not problems:  # after the first bad row, only look for more of them
-                    probabilities = predictor.probabilities_of(values)
-                    labels = predictor.labels_of(probabilities)
-                    frame = chunk.loc[:, ids] if ids else pd.DataFrame({"row": range(rows, rows + len(chunk))})
-                    frame = frame.reset_index(drop=True).assign(probability=probabilities, label=labels)
-                    frame.to_csv(out, header=header, index=False, columns=columns)
-                    header = False
-                    positives += int((probabilities >= predictor.threshold).sum())
+                inputs, chunk_counts = predictor.preprocessor.transform(
+                    chunk, where=str(path), first_line=_FIRST_DATA_LINE + rows
+                )
+                counts = chunk_counts if counts is None else counts + chunk_counts
+                probabilities = predictor.probabilities_of(inputs)
+                labels = predictor.labels_of(probabilities)
+                frame = chunk.loc[:, ids] if ids else pd.DataFrame({"row": range(rows, rows + len(chunk))})
+                frame = frame.reset_index(drop=True).assign(probability=probabilities, label=labels)
+                frame.to_csv(out, header=header, index=False, columns=columns)
+                header = False
+                positives += int((probabilities >= predictor.threshold).sum())
                 rows += len(chunk)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: rows do not match the header ({exc}); every row needs one field per column") from None
-    if problems:
-        raise DataError(problems.message(str(path), "line", _FIRST_DATA_LINE, "no output was written"))
     if header:
         out.write(",".join(columns) + "\n")
-    return rows, positives
+    return rows, positives, counts

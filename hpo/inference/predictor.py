@@ -1,4 +1,4 @@
-"""The predictor of a saved model: checked inputs, the saved standardisation, temperature, threshold and labels."""
+"""The predictor of a saved model: raw rows through the saved preprocessing, temperature, threshold and labels."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from hpo.data.feature_checks import ValueProblems, feature_values, select_features
-from hpo.data.loading import Standardization
+from hpo.data.preprocessing import Preprocessor, TransformCounts
 from hpo.errors import DataError
 from hpo.inference.calibration import logits_to_probabilities
 from hpo.inference.threshold import DEFAULT_THRESHOLD
@@ -44,15 +44,11 @@ class Predictor:
     card: dict[str, Any]
     folder: Path
     device: torch.device
+    preprocessor: Preprocessor
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(self.card["features"])
-
-    @property
-    def standardization(self) -> Standardization:
-        stats = self.card["standardization"]
-        return Standardization(tuple(stats["mean"]), tuple(stats["std"]))
 
     @property
     def labels(self) -> tuple[Any, Any]:
@@ -73,36 +69,44 @@ class Predictor:
     def id_columns(self) -> tuple[str, ...]:
         return tuple(self.card.get("data", {}).get("id_columns", ()))
 
-    @property
-    def ignored_columns(self) -> tuple[str, ...]:
-        """Columns an input may have besides the features: the id columns and the target."""
-        target = self.card.get("target")
-        return (*self.id_columns, *([target] if target else []))
+    def inputs(self, x: object, where: str = "predict_proba") -> tuple[np.ndarray, TransformCounts]:
+        """Apply the saved preprocessing to raw rows: the network's float32 inputs, and what was met per column.
 
-    def feature_matrix(self, x: object, where: str = "predict_proba") -> np.ndarray:
-        """Check ``x`` and return its raw feature values (float64, columns in training order).
+        Args:
+            x: a DataFrame with the feature columns by name (other columns are ignored), or a 2-D array (or list of
+                rows) with the features as columns in training order.
+            where: the start of error messages.
 
         Raises:
-            DataError: missing, repeated or unknown columns, a wrong shape, text, missing or infinite values.
+            DataError: a missing feature column, a wrong shape, or text in a numeric column (naming rows from 0).
         """
-        frame = select_features(x, self.feature_names, self.ignored_columns, where)
-        problems = ValueProblems()
-        values = feature_values(frame, problems)
-        if problems:
-            raise DataError(problems.message(where, "row", 0, "nothing was predicted; rows are counted from 0"))
-        return values
+        if not isinstance(x, pd.DataFrame):
+            try:
+                array = np.asarray(x, dtype=object)
+            except (TypeError, ValueError) as exc:
+                raise DataError(
+                    f"{where}: expected a DataFrame or a 2-D array of rows, got {type(x).__name__} ({exc})"
+                ) from None
+            names = self.feature_names
+            if array.ndim != 2 or array.shape[1] != len(names):
+                raise DataError(
+                    f"{where}: expected rows of {len(names)} features in training order ({', '.join(names[:3])}"
+                    f"{', ...' if len(names) > 3 else ''}), got an array of shape {array.shape}; pass a DataFrame to "
+                    "match columns by name"
+                )
+            x = pd.DataFrame(array, columns=list(names)).infer_objects()
+        return self.preprocessor.transform(x, where=where, first_line=0)
 
     def predict_proba(self, x: object) -> np.ndarray:
         """Probabilities of the positive label, shape ``(n,)``, float64.
 
         Args:
-            x: a DataFrame with the feature columns by name (id and target columns are ignored), or a 2-D array
-                with the features as columns in training order. Raw values: the saved standardisation is applied.
+            x: raw rows as for :meth:`inputs`: blanks (NaN, None) and unseen levels are handled as in training.
 
         Raises:
             DataError: the input does not fit the model (the message names the columns and rows).
         """
-        return self.probabilities_of(self.feature_matrix(x, "predict_proba"))
+        return self.probabilities_of(self.inputs(x)[0])
 
     def predict(self, x: object) -> np.ndarray:
         """Labels (the training data's own values) for the rows of ``x``: positive where the probability reaches
@@ -113,12 +117,12 @@ class Predictor:
         """Cut probabilities at :attr:`threshold` into the training data's label values."""
         return np.asarray(self.labels)[(np.asarray(probabilities) >= self.threshold).astype(np.int64)]
 
-    def probabilities_of(self, values: np.ndarray) -> np.ndarray:
-        """Probabilities for raw feature values already checked by :meth:`feature_matrix` (float64, training order)."""
-        scaled = torch.from_numpy(self.standardization.apply(values))
-        out = np.empty(len(scaled), dtype=np.float64)
+    def probabilities_of(self, inputs: np.ndarray) -> np.ndarray:
+        """Probabilities for preprocessed inputs (from :meth:`inputs`), in batches of :data:`BATCH_ROWS` rows."""
+        tensor = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+        out = np.empty(len(tensor), dtype=np.float64)
         with torch.inference_mode():
-            for start in range(0, len(scaled), BATCH_ROWS):
-                logits = self.model(scaled[start : start + BATCH_ROWS].to(self.device))
+            for start in range(0, len(tensor), BATCH_ROWS):
+                logits = self.model(tensor[start : start + BATCH_ROWS].to(self.device))
                 out[start : start + BATCH_ROWS] = logits_to_probabilities(logits, self.temperature).cpu().numpy()
         return out

@@ -52,7 +52,8 @@ def build_model_card(experiment: Experiment, data: PreparedData, trained: Traine
         "best_epoch": trained.best_epoch,
         "model": {"class": f"{MLP.__module__}.{MLP.__qualname__}", "kwargs": trained.model_kwargs},
         "features": list(data.feature_names),
-        "standardization": {"mean": list(data.standardization.mean), "std": list(data.standardization.std)},
+        "columns": data.describe_columns(),
+        "preprocessing": data.prepared(trained.scaling).preprocessor.to_json(),
         "target": experiment.data.target,
         "labels": {"negative": data.labels[0], "positive": data.labels[1]},
         "data": {
@@ -61,6 +62,7 @@ def build_model_card(experiment: Experiment, data: PreparedData, trained: Traine
             "split_seed": experiment.data.split_seed,
             "n_train": len(data.train_rows),
             "n_validation": len(data.val_rows),
+            "n_dropped": len(data.dropped_rows),
             "validation_rows": list(data.val_rows),
             "id_columns": list(experiment.data.id_columns),
         },

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.config.experiment import Experiment
-from hpo.data.loading import load_data
+from hpo.data.loading import PreparedData, load_data
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 from hpo.search.ask_lock import AskLock
@@ -136,6 +136,7 @@ def run_study(
     worker_index: int = 0,
     threads: int | None = None,
     poll_seconds: float = 1.0,
+    on_data: Callable[[PreparedData], None] | None = None,
 ) -> RunResult:
     """Create or resume the study of ``experiment`` and run it until ``n_trials`` trials have finished.
 
@@ -153,11 +154,14 @@ def run_study(
         worker_index: this worker's number among parallel workers (offsets the sampler seed).
         threads: torch CPU threads for this process (default: torch's own choice).
         poll_seconds: how often to look again while other workers' trials hold the rest of the budget.
+        on_data: called once with the checked data (its columns, rows left out), before the study is opened.
 
     Raises:
         DataError, StudyError: bad data, or a storage or study that cannot be used.
     """
     data = load_data(experiment.data)
+    if on_data is not None:
+        on_data(data)
     finished = finished_study_result(experiment, root=root, storage=storage)
     if finished is not None:
         return finished

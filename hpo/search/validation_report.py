@@ -94,7 +94,7 @@ def validation_logits(trained: TrainedModel, data: PreparedData) -> np.ndarray:
     model.load_state_dict(trained.state_dict)
     model.eval()
     with torch.inference_mode():
-        return model(torch.from_numpy(data.x_val)).float().numpy()
+        return model(torch.from_numpy(data.prepared(trained.scaling).x_val)).float().numpy()
 
 
 def report_from_logits(logits: np.ndarray, targets: np.ndarray, experiment: Experiment, trial: int) -> ValidationReport:

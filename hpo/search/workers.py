@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpo.config.experiment import Experiment
-from hpo.data.loading import load_data
+from hpo.data.loading import PreparedData, load_data
 from hpo.search.run import RunResult, finished_study_result, study_result
 from hpo.study.access import count_finished, create_or_resume_study
 from hpo.study.storage import STORAGE_ENV
@@ -138,6 +138,7 @@ def run_workers(
     on_line: Callable[[int, str], None],
     on_start: Callable[[WorkerPool, int], None] | None = None,
     interrupted: Callable[[], bool] = lambda: False,
+    on_data: Callable[[PreparedData], None] | None = None,
 ) -> WorkersOutcome:
     """Run the study of ``experiment`` with ``workers`` local processes (each an ``hpo run`` with ``worker_argv``).
 
@@ -155,11 +156,14 @@ def run_workers(
         on_line: called with (worker index, line) for every line a worker prints.
         on_start: called with the pool and the threads per worker once the workers run (to forward signals).
         interrupted: True when the user asked to stop (a worker's exit is then not a failure).
+        on_data: called once with the checked data (its columns, rows left out), before the study is opened.
 
     Raises:
         DataError, StudyError: bad data, or a storage or study that cannot be used.
     """
-    load_data(experiment.data)  # bad data: one error here rather than one per worker
+    data = load_data(experiment.data)  # bad data: one error here rather than one per worker
+    if on_data is not None:
+        on_data(data)
     finished = finished_study_result(experiment, root=root, storage=storage)
     if finished is not None:
         return WorkersOutcome(finished, 0, ())

@@ -18,7 +18,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from hpo.config.constraints import feasible
 from hpo.config.experiment import Experiment, TrainingSettings
-from hpo.data.loading import PreparedData
+from hpo.data.loading import DEFAULT_SCALING, PreparedData
 from hpo.metrics import METRICS, hp_name
 from hpo.model import MLP
 from hpo.paths import StudyPaths
@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "hidden_size": 64,
     "dropout": 0.0,
     "activation": "relu",
+    "preprocessing.numeric": DEFAULT_SCALING,
 }
 _MODEL_KEYS = ("n_layers", "hidden_size", "dropout", "activation")
 _VAL_BATCH = 65536
@@ -62,6 +63,11 @@ class TrainedModel:
     def feasible(self) -> bool:
         """Whether the trial satisfies every constraint of the study (always, without constraints)."""
         return feasible(self.constraints)
+
+    @property
+    def scaling(self) -> str:
+        """The numeric scaling its inputs were preprocessed with (``preprocessing.numeric``)."""
+        return str(self.params.get("preprocessing.numeric", DEFAULT_SCALING))
 
 
 def build_trainer(
@@ -121,18 +127,22 @@ class Objective:
         self.data = data
         self.paths = paths
         self.on_complete = on_complete
-        self._tensors: tuple[torch.Tensor, ...] | None = None
+        self._tensors: dict[str, tuple[torch.Tensor, ...]] = {}
 
-    def device_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(x_train, y_train, x_val, y_val)`` on the device the trials train on, copied there once per process.
+    def device_tensors(
+        self, scaling: str = DEFAULT_SCALING
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_train, y_train, x_val, y_val)`` under ``scaling`` on the device the trials train on, copied there once
+        per process and scaling.
 
         On a GPU the data then never crosses the bus again: every epoch's shuffle and slicing happen on the device.
         """
-        if self._tensors is None:
+        if scaling not in self._tensors:
             device = training_device(self.experiment.training.accelerator)
-            d = self.data
-            self._tensors = tuple(torch.from_numpy(a).to(device) for a in (d.x_train, d.y_train, d.x_val, d.y_val))
-        x_train, y_train, x_val, y_val = self._tensors
+            d, inputs = self.data, self.data.prepared(scaling)
+            arrays = (inputs.x_train, d.y_train, inputs.x_val, d.y_val)
+            self._tensors[scaling] = tuple(torch.from_numpy(a).to(device) for a in arrays)
+        x_train, y_train, x_val, y_val = self._tensors[scaling]
         return x_train, y_train, x_val, y_val
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
@@ -166,7 +176,7 @@ class Objective:
         # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning callback for them.
         callbacks = [best, outcome] if exp.study.multi_objective else [best, pruning, outcome]
         # One Lightning step per epoch: the module slices the shuffled epoch into batch_size minibatches itself.
-        x_train, y_train, x_val, y_val = self.device_tensors()
+        x_train, y_train, x_val, y_val = self.device_tensors(params["preprocessing.numeric"])
         train = TensorBatches(x_train, y_train, len(x_train), shuffle=True, seed=seed)
         val = TensorBatches(x_val, y_val, _VAL_BATCH, shuffle=False)
         try:
@@ -196,15 +206,15 @@ class Objective:
         for constraint, violation in result.constraints.items():
             trial.set_constraint(constraint, violation)  # Optuna's samplers prefer feasible trials
         trained = TrainedModel(
-            trial.number,
-            best.best_value,
-            params,
-            model_kwargs,
-            best.best_state,
-            result.metrics,
-            best.best_epoch,
-            result.values,
-            result.constraints,
+            trial_number=trial.number,
+            value=best.best_value,
+            params=params,
+            model_kwargs=model_kwargs,
+            state_dict=best.best_state,
+            metrics=result.metrics,
+            best_epoch=best.best_epoch,
+            values=result.values,
+            constraints=result.constraints,
         )
         if self.on_complete is not None:
             self.on_complete(trial, trained)

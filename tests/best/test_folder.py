@@ -37,17 +37,17 @@ def test_plain_pytorch_recipe_reproduces_the_recorded_metric_in_a_fresh_process(
     script = textwrap.dedent(f"""
         import json, numpy as np, pandas as pd, torch
         from sklearn.metrics import roc_auc_score
+        from hpo.data.preprocessing import Preprocessor, read_csv_kwargs
         from hpo.model import MLP
         card = json.load(open({str(best / "model.json")!r}))
         model = MLP(**card["model"]["kwargs"])
         model.load_state_dict(torch.load({str(best / "model.pt")!r}))
         model.eval()
-        frame = pd.read_csv({str(REPO / "hpo" / "data" / "datasets" / "breast_cancer.csv")!r})
+        frame = pd.read_csv({str(REPO / "hpo" / "data" / "datasets" / "breast_cancer.csv")!r}, **read_csv_kwargs())
         rows = frame.iloc[card["data"]["validation_rows"]]
-        x = rows[card["features"]].to_numpy(dtype=np.float64)
-        x = ((x - np.array(card["standardization"]["mean"])) / np.array(card["standardization"]["std"]))
+        x, _ = Preprocessor.from_json(card["preprocessing"], "model.json").transform(rows)
         with torch.no_grad():
-            p = torch.sigmoid(model(torch.from_numpy(x.astype(np.float32)))).numpy()
+            p = torch.sigmoid(model(torch.from_numpy(x))).numpy()
         y = (rows[card["target"]] == card["labels"]["positive"]).to_numpy()
         print(json.dumps({{"auroc": roc_auc_score(y, p), "recorded": card["value"]}}))
     """)

@@ -28,19 +28,15 @@ def _bad_csvs(folder: Path) -> dict[str, tuple[Path, str]]:
     frame = pd.read_csv(DATASET).head(20)
     cases = {
         "missing column": (frame.drop(columns="worst_area"), "missing feature column 'worst_area'"),
-        "unknown column": (frame.assign(comment="x"), "column 'comment' is not a feature of this model"),
+        "unknown --keep column": (frame, "--keep column 'comment' not in the file"),
         "text": (
             frame.astype({"mean_area": object}).assign(mean_area=lambda f: f.mean_area.where(f.index != 6, "?")),
-            "column 'mean_area' holds text (e.g. '?') at line 8",
-        ),
-        "missing values": (
-            frame.assign(mean_radius=lambda f: f.mean_radius.where(f.index % 9 != 1)),
-            "column 'mean_radius' has missing values at lines 3, 12",
+            "numeric column 'mean_area' holds text at line 8",
         ),
     }
     paths = {}
     for name, (bad, message) in cases.items():
-        path = folder / f"{name.replace(' ', '_')}.csv"
+        path = folder / f"{name.replace(' ', '_').replace('-', '')}.csv"
         bad.to_csv(path, index=False)
         paths[name] = (path, message)
     return paths
@@ -49,7 +45,10 @@ def _bad_csvs(folder: Path) -> dict[str, tuple[Path, str]]:
 def test_bad_input_exits_2_with_a_message_and_no_output(inference_study: Path, tmp_path: Path) -> None:
     for name, (path, message) in _bad_csvs(tmp_path).items():
         out = tmp_path / f"{path.stem}.out.csv"
-        result = _invoke(["predict", "--study", "inf", "--root", str(inference_study), str(path), "-o", str(out)])
+        keep = ["--keep", "comment"] if "keep" in name else []
+        result = _invoke(
+            ["predict", "--study", "inf", "--root", str(inference_study), str(path), "-o", str(out), *keep]
+        )
         assert result.exit_code == 2, name
         assert result.stderr.startswith(f"error: {path}: ") and message in result.stderr, result.stderr
         assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir()), name

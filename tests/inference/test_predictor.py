@@ -59,7 +59,9 @@ def test_batches_give_the_same_probabilities(
 
 
 def test_the_plain_model_and_the_predictor_agree(predictor: Predictor, rows: pd.DataFrame) -> None:
-    x = predictor.standardization.apply(rows[list(predictor.feature_names)].to_numpy())
+    features = rows[list(predictor.feature_names)].to_numpy(dtype=np.float64)
+    columns = predictor.preprocessor.columns
+    x = ((features - [c.center for c in columns]) / [c.scale for c in columns]).astype(np.float32)  # standard scaling
     with torch.no_grad():
         logits = predictor.model(torch.from_numpy(x).to(predictor.device)).cpu()
     expected = torch.sigmoid(logits / predictor.temperature).numpy()
@@ -78,20 +80,11 @@ def _with(rows: pd.DataFrame, column: str, positions: list[int], value: object) 
 def test_bad_inputs_name_columns_and_rows(predictor: Predictor, rows: pd.DataFrame) -> None:
     cases = [
         (rows.drop(columns=["mean_area", "worst_area"]), "missing feature columns 'mean_area', 'worst_area'"),
-        (rows.rename(columns={"mean_area": "area"}), "the input has the unknown columns 'area' (renamed?)"),
-        (rows.assign(extra=1, other=2), "columns 'extra', 'other' are not a feature of this model"),
-        (
-            _with(rows, "mean_radius", [3, 9], float("nan")),
-            "column 'mean_radius' has missing values at rows 3, 9",
-        ),
-        (
-            _with(rows, "mean_texture", [5], float("inf")),
-            "column 'mean_texture' has infinite values at row 5",
-        ),
-        (_with(rows, "worst_area", [2], "big"), "column 'worst_area' holds text (e.g. 'big') at row 2"),
+        (rows.rename(columns={"mean_area": "area"}), "missing feature column 'mean_area'"),
+        (_with(rows, "worst_area", [2], "big"), "numeric column 'worst_area' holds text at line 2 (e.g. 'big')"),
         (rows.to_numpy()[:, :5], "expected rows of 30 features in training order"),
         (np.zeros(30), "got an array of shape (30,)"),
-        (pd.concat([rows, rows[["mean_area"]]], axis=1), "column 'mean_area' appear more than once"),
+        (pd.concat([rows, rows[["mean_area"]]], axis=1), "column 'mean_area' appear"),
     ]
     for bad, message in cases:
         with pytest.raises(DataError) as caught:
@@ -100,7 +93,14 @@ def test_bad_inputs_name_columns_and_rows(predictor: Predictor, rows: pd.DataFra
         assert str(caught.value).startswith("predict_proba: ")
 
 
-def test_many_bad_rows_are_counted(predictor: Predictor, rows: pd.DataFrame) -> None:
-    bad = _with(rows, "mean_radius", list(range(0, 40, 2)), float("nan"))
-    with pytest.raises(DataError, match=r"rows 0, 2, 4, 6, 8 and 15 more.*rows are counted from 0"):
-        predictor.predict(bad)
+def test_blanks_unseen_values_and_extra_columns_give_finite_probabilities(
+    predictor: Predictor, rows: pd.DataFrame
+) -> None:
+    messy = _with(_with(rows, "mean_radius", [3, 9], float("nan")), "mean_texture", [5], float("inf"))
+    messy = messy.assign(extra=1, note="anything")
+    probabilities = predictor.predict_proba(messy)
+    assert probabilities.shape == (len(rows),) and np.isfinite(probabilities).all()
+    untouched = [i for i in range(len(rows)) if i not in (3, 5, 9)]
+    np.testing.assert_allclose(probabilities[untouched], predictor.predict_proba(rows)[untouched], atol=1e-7)
+    huge = _with(rows, "mean_area", [0], 1e308)
+    assert np.isfinite(predictor.predict_proba(huge)).all()

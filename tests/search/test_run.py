@@ -54,7 +54,8 @@ def test_run_creates_sqlite_study_tensorboard_runs_and_best_weights(write_space,
     card = json.loads((root / "tiny" / "best" / "model.json").read_text())
     assert card["trial"] == best.number and card["value"] == best.value
     assert card["metric"] == "val/auroc" and card["labels"] == {"negative": "benign", "positive": "malignant"}
-    assert len(card["features"]) == 30 and len(card["standardization"]["mean"]) == 30
+    assert len(card["features"]) == 30 and len(card["preprocessing"]["columns"]) == 30
+    assert [c["kind"] for c in card["columns"]] == ["numeric"] * 30
     assert card["model"]["class"] == "hpo.model.MLP"
     for key in ("torch", "optuna", "pytorch-lightning", "python"):
         assert key in card["versions"]
