@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 
-from bench import light_commands, loader, recipe, search_quality, study_costs, training_cost, workers
+from bench import light_commands, loader, preprocessing, recipe, search_quality, study_costs, training_cost, workers
 from bench.common import environment
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -41,7 +41,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
     rows = []
-    for module in (training_cost, loader, study_costs, recipe, workers, search_quality, light_commands):
+    for module in (training_cost, loader, study_costs, recipe, workers, search_quality, light_commands, preprocessing):
         t0 = time.perf_counter()
         rows += module.run(quick=args.quick)
         print(f"{module.__name__}: {time.perf_counter() - t0:.0f} s", flush=True)
