@@ -20,7 +20,7 @@ def tiny_space(**overrides: Any) -> dict[str, Any]:
     """A search space that trains in well under a second per trial."""
     doc: dict[str, Any] = {
         "study": {"name": "tiny", "n_trials": 3, "sampler": {"name": "tpe", "seed": 1}, "pruner": {"name": "none"}},
-        "data": {"source": "breast_cancer", "split_seed": 42},
+        "data": {"source": "breast_cancer", "split_seed": 42, "test_fraction": 0},
         "training": {"max_epochs": 3, "batch_size": 128},
         "params": {
             "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},

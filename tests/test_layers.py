@@ -7,8 +7,10 @@ import ast
 from tests.conftest import REPO
 
 #: Lower first: a module may import from its own package and from those before it, never from those after it.
-ORDER = ["errors", "paths", "atomic", "metrics", "model", "config", "data", "study", "best", "inference", "train",
-         "search", "views", "cli"]  # fmt: skip
+ORDER = [
+    "errors", "paths", "atomic", "metrics", "model", "config", "data", "study", "best", "inference", "evaluation",
+    "train", "search", "views", "cli",
+]  # fmt: skip
 
 
 def _package(module: str) -> str | None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CALIBRATION_FILE",
     "CARD_FILE",
+    "ENSEMBLE_DIR",
     "FORMAT",
     "FRONT_FILE",
     "FRONT_FORMAT",
@@ -48,6 +49,8 @@ __all__ = [
     "read_card",
     "read_front",
     "trial_folder",
+    "update_best",
+    "update_card",
     "write_best_files",
 ]
 
@@ -61,6 +64,8 @@ CALIBRATION_FILE = "calibration.json"
 RELIABILITY_FILE = "reliability.png"
 #: The list of a Pareto front; its presence marks ``best/`` as a front rather than one model.
 FRONT_FILE = "front.json"
+#: ``best/ensemble/``: the ensemble of the best trials (``model.json`` describing it, one ``member_NNNN/`` each).
+ENSEMBLE_DIR = "ensemble"
 _TRIAL_FOLDER = re.compile(r"^trial_(\d{4,})$")
 
 
@@ -266,9 +271,12 @@ def _front_document(
 
 
 def _link_tree(source: Path, target: Path) -> None:
-    """Copy a trial folder into the new ``best/`` as hard links (its files are never changed in place)."""
+    """Copy a folder into the new ``best/`` as hard links (its files are never changed in place), sub-folders too."""
     target.mkdir()
     for item in source.iterdir():
+        if item.is_dir():
+            _link_tree(item, target / item.name)
+            continue
         try:
             os.link(item, target / item.name)
         except OSError:
@@ -341,3 +349,57 @@ def promote_front_files(
             "but its weights are lost. Free disk space or make the folder writable, then rerun the same command to "
             "finish the budget."
         ) from None
+
+
+def update_card(paths: StudyPaths, trial: int, entries: Mapping[str, Any]) -> bool:
+    """Add ``entries`` to ``best/model.json`` if it still holds ``trial`` (see :func:`update_best`)."""
+    return update_best(paths, trial, entries=entries)
+
+
+def update_best(
+    paths: StudyPaths,
+    trial: int,
+    *,
+    entries: Mapping[str, Any] | None = None,
+    files: Mapping[str, bytes] | None = None,
+    folders: Mapping[str, Mapping[str, bytes]] | None = None,
+) -> bool:
+    """Change ``best/`` if it still holds ``trial``: replace some of its ``files`` (name -> content), add ``entries``
+    to its ``model.json``, and replace whole sub-``folders`` (relative path -> files, such as ``ensemble``). What is not
+    replaced is kept (as hard links); the new set replaces ``best/`` in one atomic rename, under the ``best/`` lock.
+
+    Returns:
+        False when ``best/`` holds another trial (or none) by now: nothing was written.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    files = dict(files or {})
+    folders = dict(folders or {})
+    with best_lock(paths):
+        if not (paths.best / CARD_FILE).is_file() or read_card(paths.best).get("trial") != trial:
+            return False
+        if entries:
+            base = json.loads(files[CARD_FILE]) if CARD_FILE in files else read_card(paths.best)
+            files[CARD_FILE] = (json.dumps({**base, **entries}, indent=2, allow_nan=False) + "\n").encode()
+        replaced_tops = {name.split("/")[0] for name in folders}
+        source = paths.best
+
+        def fill(folder: Path) -> None:
+            for item in source.iterdir():
+                if item.name in files or item.name in replaced_tops:
+                    continue
+                if item.is_dir():
+                    _link_tree(item, folder / item.name)
+                else:
+                    try:
+                        os.link(item, folder / item.name)
+                    except OSError:
+                        shutil.copy2(item, folder / item.name)
+            for relative in sorted(folders):
+                (folder / relative).mkdir(parents=True, exist_ok=True)
+                write_files(folder / relative, folders[relative])
+            write_files(folder, files)
+
+        replace_best(paths, fill)
+        return True

@@ -165,6 +165,7 @@ def _run_here(
                 worker_index=worker_index,
                 threads=threads,
                 on_data=None if WORKER_INDEX_ENV in os.environ else lambda data: _print_data(data, out),
+                finalize=WORKER_INDEX_ENV not in os.environ,
             )
         except KeyboardInterrupt:
             progress.stop()
@@ -256,10 +257,26 @@ def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json
         else:
             click.echo(f"No completed trial yet, {nothing}; run more trials (--n-trials)")
     if result.best_trial is not None:
+        folds = experiment.data.cv_folds
+        measured = f"mean of {folds} CV folds" if folds else "validation split"
         click.echo(
-            f"Best {experiment.study.metric} = {result.best_value:.6g} (trial {result.best_trial}); "
+            f"Best {experiment.study.metric} = {result.best_value:.6g} ({measured}; trial {result.best_trial}); "
             f"weights in {result.best_dir}"
         )
+    done = result.finalization
+    if done is not None:
+        if done.refitted_from is not None:
+            click.echo(f"Refitted trial {done.refitted_from}'s configuration on the training and validation rows.")
+        if done.ensemble:
+            click.echo(f"Ensemble: the mean of trials {list(done.ensemble)} in {result.best_dir}/ensemble.")
+        if done.test is not None:
+            for name, scores in (("model", done.test.model), ("ensemble", done.test.ensemble)):
+                if scores is not None:
+                    click.echo(
+                        f"Test split ({scores.n} held-out rows, never seen by the search), {name}: AUROC "
+                        f"{scores.auroc:.4f} (95% CI {scores.auroc_low:.4f}-{scores.auroc_high:.4f}), log loss "
+                        f"{scores.log_loss:.4f}, accuracy {scores.accuracy:.4f} at threshold {scores.threshold:.3g}"
+                    )
     click.echo(
         f"See: hpo best --study {result.study} | tensorboard --logdir {root / result.study / 'tb'} | "
         f"optuna-dashboard {result.storage}"

@@ -30,6 +30,10 @@ class DataSettings:
     id_columns: tuple[str, ...] = ()
     validation_fraction: float = 0.2
     split_seed: int = 0
+    #: Held out from the whole search; None: 0.2 when the data has at least 500 labelled rows, else 0.
+    test_fraction: float | None = None
+    #: Stratified K-fold cross-validation of each trial (None: one train/validation split).
+    cv_folds: int | None = None
     #: Column type overrides (otherwise inferred: text and booleans are categorical, numbers numeric).
     categorical: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
@@ -59,6 +63,8 @@ def parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
         "id_columns",
         "validation_fraction",
         "split_seed",
+        "test_fraction",
+        "cv_folds",
         "categorical",
         "numeric",
         "drop",
@@ -70,6 +76,15 @@ def parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
             f"{where}.validation_fraction: must be a number between 0 and 1 (exclusive), got {fraction!r}"
         )
     split_seed = get_int(raw, "split_seed", 0, where)
+    test_fraction = raw.get("test_fraction")
+    if test_fraction is not None and (
+        isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1
+    ):
+        raise ConfigError(
+            f"{where}.test_fraction: must be a number from 0 (no test split) up to 1 (exclusive), such as 0.2, "
+            f"got {test_fraction!r}"
+        )
+    cv_folds = get_int(raw, "cv_folds", None, where, low=2)
     positive = raw.get("positive_label")
     if positive is not None and not isinstance(positive, (str, int, bool)):
         raise ConfigError(f"{where}.positive_label: must be one of the target's two values, got {positive!r}")
@@ -126,6 +141,8 @@ def parse_data(raw: Mapping[str, Any], where: str) -> DataSettings:
         id_columns=id_columns,
         validation_fraction=float(fraction),
         split_seed=split_seed or 0,
+        test_fraction=None if test_fraction is None else float(test_fraction),
+        cv_folds=cv_folds,
         categorical=categorical,
         numeric=numeric,
         drop=drop,

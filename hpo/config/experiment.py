@@ -92,6 +92,8 @@ class TrainingSettings:
     seed: int = 0
     accelerator: str = "cpu"
     early_stopping_patience: int | None = None
+    #: Retrain the best configuration on train + validation rows (all CV folds) when the study finishes.
+    refit: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,10 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
 
 
 def _parse_training(raw: Mapping[str, Any], where: str) -> TrainingSettings:
-    check_keys(raw, {"max_epochs", "batch_size", "seed", "accelerator", "early_stopping_patience"}, where)
+    check_keys(raw, {"max_epochs", "batch_size", "seed", "accelerator", "early_stopping_patience", "refit"}, where)
+    refit = raw.get("refit", False)
+    if not isinstance(refit, bool):
+        raise ConfigError(f"{where}.refit: must be true or false, got {refit!r}")
     accelerator = raw.get("accelerator", "cpu")
     if accelerator not in ACCELERATORS:
         raise ConfigError(f"{where}.accelerator: must be one of {list(ACCELERATORS)}, got {accelerator!r}")
@@ -258,4 +263,5 @@ def _parse_training(raw: Mapping[str, Any], where: str) -> TrainingSettings:
         seed=get_int(raw, "seed", 0, where) or 0,
         accelerator=accelerator,
         early_stopping_patience=get_int(raw, "early_stopping_patience", None, where, low=1),
+        refit=refit,
     )

@@ -50,6 +50,8 @@ class InferenceSettings:
 
     threshold: ThresholdRule = ThresholdRule()
     temperature_scaling: bool = False
+    #: Average the probabilities of the best ``ensemble_top_k`` trials' models (None: the single best model).
+    ensemble_top_k: int | None = None
 
 
 def _fraction(value: object, where: str, *, closed_low: bool) -> float:
@@ -97,9 +99,18 @@ def parse_inference(raw: object, where: str) -> InferenceSettings:
     if raw is None:
         return InferenceSettings()
     raw = as_mapping(raw, where)
-    check_keys(raw, {"threshold", "temperature_scaling"}, where)
+    check_keys(raw, {"threshold", "temperature_scaling", "ensemble"}, where)
     scaling: Any = raw.get("temperature_scaling", False)
     if not isinstance(scaling, bool):
         raise ConfigError(f"{where}.temperature_scaling: must be true or false, got {scaling!r}")
     rule = _parse_threshold(raw["threshold"], f"{where}.threshold") if "threshold" in raw else ThresholdRule()
-    return InferenceSettings(rule, scaling)
+    top_k = None
+    if "ensemble" in raw:
+        ensemble = as_mapping(raw["ensemble"], f"{where}.ensemble")
+        check_keys(ensemble, {"top_k"}, f"{where}.ensemble")
+        top_k = ensemble.get("top_k")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 2 <= top_k <= 50:
+            raise ConfigError(
+                f"{where}.ensemble.top_k: must be a whole number of models from 2 to 50, such as 5, got {top_k!r}"
+            )
+    return InferenceSettings(rule, scaling, top_k)

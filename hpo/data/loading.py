@@ -31,46 +31,107 @@ MAX_FEATURES = 10_000
 DEFAULT_SCALING = "standard"
 
 
+#: Below this many rows of a class in a validation split (or fold), its AUROC is too noisy to select on alone.
+SMALL_CLASS = 30
+#: Data sets with at least this many labelled rows get a test split by default.
+TEST_SPLIT_MIN_ROWS = 500
+DEFAULT_TEST_FRACTION = 0.2
+
+#: Which rows train and validate: None, the one split (fold 0 with CV); k, CV fold k; "all", train + validation
+#: rows together (a refit).
+Fold = int | str | None
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """The network's inputs for one numeric scaling: the fitted preprocessor and both splits as float32 arrays."""
+    """The network's inputs for one numeric scaling and split: the preprocessor fitted on the split's training rows,
+    and the float32 inputs and labels of its training, validation and test rows."""
 
     preprocessor: Preprocessor
     x_train: np.ndarray
+    y_train: np.ndarray
     x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
 
 
 @dataclass(frozen=True)
 class PreparedData:
-    """The checked data, split, with its preprocessing fitted on the training split (once per scaling, on demand).
+    """The checked data, split, with its preprocessing fitted on a training split (once per scaling and split, on
+    demand).
 
-    ``train_rows``, ``val_rows`` and ``dropped_rows`` are 0-based data rows of the file (line = row + 2).
+    ``train_rows``, ``val_rows``, ``test_rows`` and ``dropped_rows`` are 0-based data rows of the file (line = row +
+    2). The test rows are held out from the whole search. With cross-validation, ``folds`` holds the validation rows
+    of each fold (of the train + validation rows), and ``train_rows``/``val_rows`` are fold 0's split.
     """
 
     features: pd.DataFrame  # the raw feature columns of the kept rows, indexed by data row
-    y_train: np.ndarray
-    y_val: np.ndarray
+    y: pd.Series  # the encoded label (0/1, float32) of every kept row, indexed by data row
     columns: tuple[ColumnSpec, ...]
     labels: tuple[Label, Label]  # (negative, positive) in the file's own values
     train_rows: tuple[int, ...]
     val_rows: tuple[int, ...]
     source: str
+    test_rows: tuple[int, ...] = ()
+    folds: tuple[tuple[int, ...], ...] = ()
     dropped_rows: tuple[int, ...] = ()  # rows left out because their target is blank
-    _variants: dict[str, Prepared] = field(default_factory=dict, compare=False, repr=False)
+    path: str = ""  # the CSV file it was read from
+    _variants: dict[tuple[str, Fold], Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def prepared(self, scaling: str = DEFAULT_SCALING) -> Prepared:
-        """The inputs under ``scaling``, fitted on the training split the first time it is asked for, then reused."""
-        if scaling not in self._variants:
-            train = self.features.loc[list(self.train_rows)]
+    def _labels(self, rows: Sequence[int]) -> np.ndarray:
+        return np.array(self.y.loc[list(rows)].to_numpy(), dtype=np.float32)  # a writable copy for torch
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self._labels(self.train_rows)
+
+    @property
+    def y_val(self) -> np.ndarray:
+        return self._labels(self.val_rows)
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self._labels(self.test_rows)
+
+    def split(self, fold: Fold = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(training rows, validation rows) of ``fold`` (see :data:`Fold`)."""
+        if fold is None:
+            return self.train_rows, self.val_rows
+        pool = tuple(sorted((*self.train_rows, *self.val_rows)))
+        if fold == "all":
+            return pool, ()
+        if not isinstance(fold, int) or not 0 <= fold < len(self.folds):
+            raise ValueError(f"fold must be None, 'all' or 0..{len(self.folds) - 1}, but got fold={fold!r}")
+        held = set(self.folds[fold])
+        return tuple(r for r in pool if r not in held), self.folds[fold]
+
+    def prepared(self, scaling: str = DEFAULT_SCALING, fold: Fold = None) -> Prepared:
+        """The inputs under ``scaling`` for ``fold``'s split, fitted on its training rows the first time it is asked
+        for, then reused."""
+        key = (scaling, fold)
+        if key not in self._variants:
+            train_rows, val_rows = self.split(fold)
+            train = self.features.loc[list(train_rows)]
             preprocessor = fit_preprocessor(train, self.columns, scaling=scaling, where=self.source)
-            x_train, _ = preprocessor.transform(train, where=self.source)
-            x_val, _ = preprocessor.transform(self.features.loc[list(self.val_rows)], where=self.source)
-            self._variants[scaling] = Prepared(preprocessor, x_train, x_val)
-        return self._variants[scaling]
+
+            def inputs(rows: Sequence[int]) -> np.ndarray:
+                return preprocessor.transform(self.features.loc[list(rows)], where=self.source)[0]
+
+            self._variants[key] = Prepared(
+                preprocessor=preprocessor,
+                x_train=inputs(train_rows),
+                y_train=self._labels(train_rows),
+                x_val=inputs(val_rows),
+                y_val=self._labels(val_rows),
+                x_test=inputs(self.test_rows),
+                y_test=self._labels(self.test_rows),
+            )
+        return self._variants[key]
 
     @property
     def n_features(self) -> int:
@@ -85,6 +146,40 @@ class PreparedData:
     def x_val(self) -> np.ndarray:
         return self.prepared().x_val
 
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """Rows per class (``negative``, ``positive``) of each split: ``train``, ``validation``, ``test`` and, with
+        cross-validation, ``fold_0``... (the validation rows of each fold)."""
+        splits = {"train": self.train_rows, "validation": self.val_rows, "test": self.test_rows}
+        splits |= {f"fold_{k}": rows for k, rows in enumerate(self.folds)}
+        counts = {}
+        for name, rows in splits.items():
+            y = self._labels(rows)
+            counts[name] = {"negative": int((y == 0).sum()), "positive": int((y == 1).sum())}
+        return counts
+
+    def small_data_warning(self) -> str | None:
+        """A warning when a validation split (or fold) holds fewer than :data:`SMALL_CLASS` rows of a class: its
+        AUROC is then too coarse and noisy to select models on; None when every split is large enough."""
+        counts = self.class_counts()
+        checked = [k for k in counts if k.startswith("fold_")] or ["validation"]
+        smallest = min(checked, key=lambda k: min(counts[k].values()))
+        n_neg, n_pos = counts[smallest]["negative"], counts[smallest]["positive"]
+        if min(n_neg, n_pos) >= SMALL_CLASS:
+            return None
+        width = 2 * 1.96 * _auroc_standard_error(0.85, n_pos, n_neg)
+        where = f"each of the {len(self.folds)} CV folds" if self.folds else "the validation split"
+        advice = (
+            "more data is the only cure; consider fewer folds only if a fold lacks a class"
+            if self.folds
+            else "set data.cv_folds (e.g. 5) so that every row validates once and the trial's value is the mean over "
+            "folds, and keep data.test_fraction for an honest final number"
+        )
+        return (
+            f"small data: {where} holds as few as {n_pos} positive and {n_neg} negative rows (fewer than "
+            f"{SMALL_CLASS} of a class); an AUROC of 0.85 measured on it has a 95% interval about {width:.2f} wide, so "
+            f"the best trial's value is mostly luck; {advice}"
+        )
+
     def describe_columns(self) -> list[dict[str, Any]]:
         """Per feature column: name, kind, blanks in the data, levels (categorical), and the network inputs it gives."""
         described = {d["name"]: d for d in self.prepared().preprocessor.describe()}
@@ -98,6 +193,15 @@ class PreparedData:
             }
             for c in self.columns
         ]
+
+
+def _auroc_standard_error(auroc: float, n_pos: int, n_neg: int) -> float:
+    """Hanley and McNeil's (1982) standard error of an AUROC measured on ``n_pos`` positive and ``n_neg`` negative
+    rows."""
+    n_pos, n_neg = max(n_pos, 1), max(n_neg, 1)
+    q1, q2 = auroc / (2 - auroc), 2 * auroc**2 / (1 + auroc)
+    variance = (auroc * (1 - auroc) + (n_pos - 1) * (q1 - auroc**2) + (n_neg - 1) * (q2 - auroc**2)) / (n_pos * n_neg)
+    return float(np.sqrt(max(variance, 0.0)))
 
 
 def _line(row: int) -> int:
@@ -215,6 +319,18 @@ def split_rows(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+def fold_rows(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """A stratified split of row indices into ``k`` folds (each class dealt round-robin after a seeded shuffle)."""
+    rng = np.random.default_rng(seed)
+    folds: list[list[np.ndarray]] = [[] for _ in range(k)]
+    for cls in (0.0, 1.0):
+        rows = np.flatnonzero(y == cls)
+        rows = rows[rng.permutation(len(rows))]
+        for f in range(k):
+            folds[f].append(rows[f::k])
+    return [np.sort(np.concatenate(parts)) for parts in folds]
+
+
 def load_data(settings: DataSettings) -> PreparedData:
     """Read, check and split the data described by ``settings``; the preprocessing is fitted when first asked for.
 
@@ -283,16 +399,42 @@ def load_data(settings: DataSettings) -> PreparedData:
             raise DataError(f"{where}: {problems[0]}")
         numbered = " ".join(f"[{i}] {p}" for i, p in enumerate(problems, 1))
         raise DataError(f"{where}: {len(problems)} problems: {numbered}")
-    train_pos, val_pos = split_rows(y, settings.validation_fraction, settings.split_seed)
     file_rows = kept.index.to_numpy()
+    test_fraction = settings.test_fraction
+    if test_fraction is None:
+        test_fraction = DEFAULT_TEST_FRACTION if len(kept) >= TEST_SPLIT_MIN_ROWS else 0.0
+    pool = np.arange(len(y))
+    test_pos = np.array([], dtype=np.int64)
+    if test_fraction > 0:
+        pool, test_pos = split_rows(y, test_fraction, settings.split_seed + 1)
+    folds: list[np.ndarray] = []
+    if settings.cv_folds:
+        smallest = int(min((y[pool] == 0).sum(), (y[pool] == 1).sum()))
+        if smallest < settings.cv_folds:
+            raise DataError(
+                f"{where}: data.cv_folds {settings.cv_folds} needs at least that many rows of each class outside the "
+                f"test split, but one class has {smallest}; lower cv_folds (or data.test_fraction)"
+            )
+        folds = [pool[f] for f in fold_rows(y[pool], settings.cv_folds, settings.split_seed)]
+        val_pos = folds[0]
+        train_pos = np.setdiff1d(pool, val_pos)
+    else:
+        train_local, val_local = split_rows(y[pool], settings.validation_fraction, settings.split_seed)
+        train_pos, val_pos = pool[train_local], pool[val_local]
+
+    def rows(positions: np.ndarray) -> tuple[int, ...]:
+        return tuple(int(r) for r in np.sort(file_rows[positions]))
+
     return PreparedData(
         features=kept.loc[:, list(names)],
-        y_train=y[train_pos],
-        y_val=y[val_pos],
+        y=pd.Series(y, index=file_rows),
         columns=tuple(columns),
         labels=labels,
-        train_rows=tuple(int(r) for r in file_rows[train_pos]),
-        val_rows=tuple(int(r) for r in file_rows[val_pos]),
+        train_rows=rows(train_pos),
+        val_rows=rows(val_pos),
         source=settings.source or where,
+        test_rows=rows(test_pos),
+        folds=tuple(rows(f) for f in folds),
         dropped_rows=tuple(int(r) for r in dropped),
+        path=where,
     )

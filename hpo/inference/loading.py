@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
-from hpo.best.folder import CARD_FILE, read_card
+from hpo.best.folder import CARD_FILE, ENSEMBLE_DIR, read_card
 from hpo.best.selection import choose_folder
 from hpo.data.preprocessing import Preprocessor
 from hpo.errors import ConfigError, WeightsError
-from hpo.inference.predictor import Predictor, default_device
+from hpo.inference.predictor import EnsemblePredictor, Predictor, default_device
 from hpo.model import MLP
 from hpo.paths import StudyPaths, validate_study_name
 
@@ -38,7 +38,7 @@ def _architecture_mismatch(expected: dict[str, torch.Tensor], state: object) -> 
     return None
 
 
-def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor:
+def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor | EnsemblePredictor:
     """Load the weights folder written by hpo (``studies/<study>/best``), checking its sha256 and architecture.
 
     Args:
@@ -51,6 +51,17 @@ def load_model(folder: str | Path, device: str | torch.device | None = None) -> 
     """
     folder = Path(folder)
     card = read_card(folder)
+    if card.get("kind") == "ensemble":
+        names = card.get("members")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
+            raise WeightsError(f"{folder / CARD_FILE}: an ensemble card needs a list of member folders in 'members'")
+        members = []
+        for name in names:
+            member = load_model(folder / name, device)
+            if not isinstance(member, Predictor):
+                raise WeightsError(f"{folder / name}: an ensemble member must be one model, not an ensemble")
+            members.append(member)
+        return EnsemblePredictor(members=tuple(members), card=card, folder=folder)
     if "preprocessing" not in card:
         raise WeightsError(
             f"{folder / CARD_FILE}: has no preprocessing (it was written by an older hpo that only standardised "
@@ -104,10 +115,12 @@ def load_best(
     maximize: str | None = None,
     minimize: str | None = None,
     where: str | Sequence[str] = (),
-) -> Predictor:
-    """Load the best model of a study (``<root>/<study>/best``) as a :class:`Predictor`, in eval mode.
+    ensemble: bool = True,
+) -> Predictor | EnsemblePredictor:
+    """Load the best model of a study (``<root>/<study>/best``) as a :class:`Predictor`, in eval mode; when the study
+    built an ensemble (``inference.ensemble``) and nothing picks one trial, the :class:`EnsemblePredictor` instead.
 
-    The predictor applies the saved standardisation and temperature, cuts at the saved threshold and returns labels
+    The predictor applies the saved preprocessing and temperature, cuts at the saved threshold and returns labels
     in the training data's own values; it runs on the first CUDA GPU when there is one (or on ``device``).
 
     A multi-objective study keeps one model per Pareto-optimal trial (``best/trial_NNNN/``): pick one by number
@@ -121,6 +134,7 @@ def load_best(
         root: the folder holding one folder per study.
         device: where the model runs.
         trial: the trial to load.
+        ensemble: False loads the single best model even when ``best/ensemble/`` exists.
         maximize: the metric whose highest value wins, e.g. ``"val/auroc"``.
         minimize: the metric whose lowest value wins, e.g. ``"model/latency_ms"``.
         where: one constraint or a list, e.g. ``"model/params <= 50000"``.
@@ -144,5 +158,8 @@ def load_best(
         name = study
     if not best.exists():
         raise WeightsError(f"{best}: no best weights yet for study {name!r}; run `hpo run` until a trial completes")
+    picks_one = trial is not None or maximize is not None or minimize is not None or bool(where)
+    if ensemble and not picks_one and (best / ENSEMBLE_DIR / CARD_FILE).is_file():
+        return load_model(best / ENSEMBLE_DIR, device)
     folder = choose_folder(best, trial=trial, maximize=maximize, minimize=minimize, where=where)
     return load_model(folder, device)

@@ -13,7 +13,7 @@ from hpo.atomic import atomic_output
 from hpo.data.loading import read_csv_header
 from hpo.data.preprocessing import TransformCounts, read_csv_kwargs
 from hpo.errors import DataError
-from hpo.inference.predictor import Predictor
+from hpo.inference.predictor import EnsemblePredictor, Predictor
 
 __all__ = ["CHUNK_ROWS", "PredictionSummary", "default_output_path", "predict_csv"]
 
@@ -65,7 +65,7 @@ def default_output_path(input_path: Path) -> Path:
 
 
 def predict_csv(
-    predictor: Predictor,
+    predictor: Predictor | EnsemblePredictor,
     input_path: Path,
     output_path: Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
@@ -134,7 +134,7 @@ def predict_csv(
 
 
 def _stream(
-    predictor: Predictor, path: Path, out: IO[str], ids: list[str], chunk_rows: int
+    predictor: Predictor | EnsemblePredictor, path: Path, out: IO[str], ids: list[str], chunk_rows: int
 ) -> tuple[int, int, TransformCounts | None]:
     """Write the predictions of ``path`` to ``out``; returns (rows, positive rows, what the preprocessing met)."""
     columns = [*(ids or ["row"]), "probability", "label"]
@@ -152,11 +152,8 @@ def _stream(
         )
         with reader:
             for chunk in reader:
-                inputs, chunk_counts = predictor.preprocessor.transform(
-                    chunk, where=str(path), first_line=_FIRST_DATA_LINE + rows
-                )
+                probabilities, chunk_counts = predictor.score_rows(chunk, str(path), _FIRST_DATA_LINE + rows)
                 counts = chunk_counts if counts is None else counts + chunk_counts
-                probabilities = predictor.probabilities_of(inputs)
                 labels = predictor.labels_of(probabilities)
                 frame = chunk.loc[:, ids] if ids else pd.DataFrame({"row": range(rows, rows + len(chunk))})
                 frame = frame.reset_index(drop=True).assign(probability=probabilities, label=labels)

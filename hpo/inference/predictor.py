@@ -16,7 +16,7 @@ from hpo.inference.calibration import logits_to_probabilities
 from hpo.inference.threshold import DEFAULT_THRESHOLD
 from hpo.model import MLP
 
-__all__ = ["BATCH_ROWS", "Predictor", "default_device"]
+__all__ = ["BATCH_ROWS", "EnsemblePredictor", "Predictor", "default_device"]
 
 #: Rows per forward pass: small enough for any GPU, large enough that the CPU spends its time in matrix products.
 BATCH_ROWS = 8192
@@ -117,6 +117,12 @@ class Predictor:
         """Cut probabilities at :attr:`threshold` into the training data's label values."""
         return np.asarray(self.labels)[(np.asarray(probabilities) >= self.threshold).astype(np.int64)]
 
+    def score_rows(self, frame: pd.DataFrame, where: str, first_line: int) -> tuple[np.ndarray, TransformCounts]:
+        """Probabilities of raw rows read from a file (``first_line``: the file line of the first row), and what the
+        preprocessing met in them."""
+        inputs, counts = self.preprocessor.transform(frame, where=where, first_line=first_line)
+        return self.probabilities_of(inputs), counts
+
     def probabilities_of(self, inputs: np.ndarray) -> np.ndarray:
         """Probabilities for preprocessed inputs (from :meth:`inputs`), in batches of :data:`BATCH_ROWS` rows."""
         tensor = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
@@ -126,3 +132,50 @@ class Predictor:
                 logits = self.model(tensor[start : start + BATCH_ROWS].to(self.device))
                 out[start : start + BATCH_ROWS] = logits_to_probabilities(logits, self.temperature).cpu().numpy()
         return out
+
+
+@dataclass(frozen=True)
+class EnsemblePredictor:
+    """The mean of several saved models' probabilities (``best/ensemble/``), cut at the ensemble's own threshold.
+
+    It takes the same raw rows as :class:`Predictor`; every member applies its own preprocessing and temperature.
+    """
+
+    members: tuple[Predictor, ...]
+    card: dict[str, Any]
+    folder: Path
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.card["features"])
+
+    @property
+    def labels(self) -> tuple[Any, Any]:
+        return self.card["labels"]["negative"], self.card["labels"]["positive"]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.card.get("threshold", {}).get("value", DEFAULT_THRESHOLD))
+
+    @property
+    def id_columns(self) -> tuple[str, ...]:
+        return tuple(self.card.get("data", {}).get("id_columns", ()))
+
+    @property
+    def preprocessor(self) -> Preprocessor:
+        """The first member's preprocessing (for checks of column names; each member applies its own)."""
+        return self.members[0].preprocessor
+
+    def predict_proba(self, x: object) -> np.ndarray:
+        """The mean of the members' probabilities of the positive label (see :meth:`Predictor.predict_proba`)."""
+        return np.mean([member.predict_proba(x) for member in self.members], axis=0)
+
+    def predict(self, x: object) -> np.ndarray:
+        return self.labels_of(self.predict_proba(x))
+
+    def labels_of(self, probabilities: np.ndarray) -> np.ndarray:
+        return np.asarray(self.labels)[(np.asarray(probabilities) >= self.threshold).astype(np.int64)]
+
+    def score_rows(self, frame: pd.DataFrame, where: str, first_line: int) -> tuple[np.ndarray, TransformCounts]:
+        scored = [member.score_rows(frame, where, first_line) for member in self.members]
+        return np.mean([p for p, _ in scored], axis=0), scored[0][1]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.study import StudyDirection
 
@@ -19,7 +20,7 @@ from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData
 from hpo.model import MLP
 from hpo.paths import StudyPaths
-from hpo.search.validation_report import build_validation_report
+from hpo.search.validation_report import build_validation_report, validation_logits
 from hpo.study.access import best_trial, pareto_front
 from hpo.study.artifacts import ARTIFACTS_ERROR_ATTR, artifacts_dir, attach_files
 from hpo.train.objective import TrainedModel
@@ -60,10 +61,15 @@ def build_model_card(experiment: Experiment, data: PreparedData, trained: Traine
             "source": data.source,
             "validation_fraction": experiment.data.validation_fraction,
             "split_seed": experiment.data.split_seed,
+            "path": data.path,
             "n_train": len(data.train_rows),
             "n_validation": len(data.val_rows),
+            "n_test": len(data.test_rows),
             "n_dropped": len(data.dropped_rows),
+            "n_per_class": data.class_counts(),
+            "cv_folds": len(data.folds) or None,
             "validation_rows": list(data.val_rows),
+            "test_rows": list(data.test_rows),
             "id_columns": list(experiment.data.id_columns),
         },
         "versions": _versions(),
@@ -129,6 +135,13 @@ class BestModelPublisher:
         }
         files = {**best_files(trained.state_dict, card), **report.files(self.experiment.study.name)}
         return PreparedBest(trained.trial_number, files)
+
+    def validation_probabilities(self, trained: TrainedModel) -> np.ndarray:
+        """``trained``'s probabilities on the validation rows, after its own temperature (as its ``best/`` would
+        predict them)."""
+        report = build_validation_report(self.experiment, self.data, trained)
+        logits = validation_logits(trained, self.data).astype(np.float64)
+        return np.asarray(1.0 / (1.0 + np.exp(-logits / report.temperature_value)))
 
     def _objective_entries(self, trained: TrainedModel) -> dict[str, Any]:
         """``model.json`` entries of multi-objective and constrained studies (none for a plain study)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from hpo.data.loading import PreparedData, load_data
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 from hpo.search.ask_lock import AskLock
+from hpo.search.finalize import Finalization, finalize_study
 from hpo.study.access import (
     FINISHED_STATES,
     best_trial,
@@ -30,7 +31,7 @@ from hpo.study.storage import redact_url
 if TYPE_CHECKING:
     from hpo.search.promotion import BestModelPublisher
 
-__all__ = ["RunResult", "TrialReport", "finished_study_result", "run_study", "study_result"]
+__all__ = ["RunResult", "TrialReport", "finalize_finished_study", "finished_study_result", "run_study", "study_result"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class RunResult:
     best_dir: Path | None
     stopped_early: bool
     front: tuple[int, ...] | None = None  # the Pareto-optimal trials (multi-objective studies)
+    finalization: Finalization | None = None  # refit, ensemble and test scores, when this run finished the study
 
     def to_json(self) -> dict[str, Any]:
         """The result as ``hpo run --json`` prints it."""
@@ -82,6 +84,8 @@ class RunResult:
         }
         if self.front is not None:
             payload["pareto_front"] = list(self.front)
+        if self.finalization is not None:
+            payload |= self.finalization.to_json()
         return payload
 
 
@@ -137,6 +141,7 @@ def run_study(
     threads: int | None = None,
     poll_seconds: float = 1.0,
     on_data: Callable[[PreparedData], None] | None = None,
+    finalize: bool = True,
 ) -> RunResult:
     """Create or resume the study of ``experiment`` and run it until ``n_trials`` trials have finished.
 
@@ -155,6 +160,8 @@ def run_study(
         threads: torch CPU threads for this process (default: torch's own choice).
         poll_seconds: how often to look again while other workers' trials hold the rest of the budget.
         on_data: called once with the checked data (its columns, rows left out), before the study is opened.
+        finalize: when this run finishes the budget, refit, build the ensemble and score the test split as the file
+            asks (see :mod:`hpo.search.finalize`); workers of one ``--workers`` run leave that to their parent.
 
     Raises:
         DataError, StudyError: bad data, or a storage or study that cannot be used.
@@ -176,10 +183,25 @@ def run_study(
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     publisher = BestModelPublisher(experiment, data, paths)
-    loop = _TrialLoop(
-        experiment, study, paths, url, Objective(experiment, data, paths, on_complete=publisher.prepare), publisher
-    )
-    return loop.run(on_trial_end, should_stop, poll_seconds)
+    objective = Objective(experiment, data, paths, on_complete=publisher.prepare)
+    loop = _TrialLoop(experiment, study, paths, url, objective, publisher)
+    result = loop.run(on_trial_end, should_stop, poll_seconds)
+    if finalize and not result.stopped_early and result.budget is not None and result.finished >= result.budget:
+        result = replace(result, finalization=finalize_study(experiment, data, study, paths, objective, publisher))
+    return result
+
+
+def finalize_finished_study(
+    experiment: Experiment, data: PreparedData, *, root: Path = Path("studies"), storage: str | None = None
+) -> Finalization:
+    """:func:`~hpo.search.finalize.finalize_study` for a study whose trials other processes ran (``--workers``)."""
+    from hpo.search.promotion import BestModelPublisher
+    from hpo.train.objective import Objective
+
+    study, paths, _ = create_or_resume_study(experiment, root=root, storage=storage)
+    publisher = BestModelPublisher(experiment, data, paths)
+    objective = Objective(experiment, data, paths, on_complete=publisher.prepare)
+    return finalize_study(experiment, data, study, paths, objective, publisher)
 
 
 class _SurplusTrialError(Exception):

@@ -9,12 +9,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData, load_data
-from hpo.search.run import RunResult, finished_study_result, study_result
+from hpo.search.run import RunResult, finalize_finished_study, finished_study_result, study_result
 from hpo.study.access import count_finished, create_or_resume_study
 from hpo.study.storage import STORAGE_ENV
 
@@ -180,6 +180,8 @@ def run_workers(
     result = study_result(
         study, paths, url, experiment.study.n_trials, count_finished(study) - finished_before, interrupted()
     )
+    if not interrupted() and result.budget is not None and result.finished >= result.budget:
+        result = replace(result, finalization=finalize_finished_study(experiment, data, root=root, storage=storage))
     failed = tuple((i, describe_exit(c)) for i, c in enumerate(codes) if c != 0 and not interrupted())
     code = max((2 if codes[i] == 2 else 1 for i, _ in failed), default=0)
     if code == 1 and result.budget is not None and result.finished >= result.budget:

@@ -7,10 +7,11 @@ import os
 import socket
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pytorch_lightning as pl
 import torch
@@ -18,7 +19,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from hpo.config.constraints import feasible
 from hpo.config.experiment import Experiment, TrainingSettings
-from hpo.data.loading import DEFAULT_SCALING, PreparedData
+from hpo.data.loading import DEFAULT_SCALING, Fold, PreparedData
 from hpo.metrics import METRICS, hp_name
 from hpo.model import MLP
 from hpo.paths import StudyPaths
@@ -127,22 +128,23 @@ class Objective:
         self.data = data
         self.paths = paths
         self.on_complete = on_complete
-        self._tensors: dict[str, tuple[torch.Tensor, ...]] = {}
+        self._tensors: dict[tuple[str, Fold], tuple[torch.Tensor, ...]] = {}
 
     def device_tensors(
-        self, scaling: str = DEFAULT_SCALING
+        self, scaling: str = DEFAULT_SCALING, fold: Fold = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(x_train, y_train, x_val, y_val)`` under ``scaling`` on the device the trials train on, copied there once
-        per process and scaling.
+        """``(x_train, y_train, x_val, y_val)`` under ``scaling`` for ``fold``'s split, on the device the trials train
+        on, copied there once per process, scaling and fold.
 
         On a GPU the data then never crosses the bus again: every epoch's shuffle and slicing happen on the device.
         """
-        if scaling not in self._tensors:
+        key = (scaling, fold)
+        if key not in self._tensors:
             device = training_device(self.experiment.training.accelerator)
-            d, inputs = self.data, self.data.prepared(scaling)
-            arrays = (inputs.x_train, d.y_train, inputs.x_val, d.y_val)
-            self._tensors[scaling] = tuple(torch.from_numpy(a).to(device) for a in arrays)
-        x_train, y_train, x_val, y_val = self._tensors[scaling]
+            inputs = self.data.prepared(scaling, fold)
+            arrays = (inputs.x_train, inputs.y_train, inputs.x_val, inputs.y_val)
+            self._tensors[key] = tuple(torch.from_numpy(a).to(device) for a in arrays)
+        x_train, y_train, x_val, y_val = self._tensors[key]
         return x_train, y_train, x_val, y_val
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
@@ -151,17 +153,7 @@ class Objective:
         trial.set_user_attr("params", params)
         # Which process on which host ran it: where its TensorBoard run and (if best) its weights were written.
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        seed = exp.training.seed + trial.number
-        pl.seed_everything(seed, workers=False, verbose=False)
         model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
-        module = BinaryClassifier(
-            MLP(**model_kwargs),
-            params["optimizer"],
-            params["lr"],
-            params["weight_decay"],
-            params.get("momentum", 0.0),
-            params["batch_size"],
-        )
         logger = TensorBoardLogger(
             save_dir=str(self.paths.tensorboard_dir),
             name="",
@@ -170,13 +162,51 @@ class Objective:
         )
         declared = (*METRICS, *exp.study.model_metrics)
         logger.log_hyperparams(params, {"hp_metric": 0.0, **{hp_name(m): 0.0 for m in declared}})
+        folds = len(self.data.folds)
+        if folds:
+            return self._cross_validate(trial, params, model_kwargs, logger, folds)
+        # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning for them.
+        pruning = None if exp.study.multi_objective else OptunaPruningCallback(trial, exp.study.metric)
+        best, outcome = self._fit(trial, params, model_kwargs, logger, None, pruning)
+        trial.set_user_attr("epochs_trained", best.epochs_trained)
+        if best.best_epoch >= 0:
+            trial.set_user_attr("best_epoch", best.best_epoch)
+            trial.set_user_attr("metrics", best.best_metrics)
+        if pruning is not None and pruning.pruned_epoch is not None:
+            reason = f"pruned by the {exp.study.pruner.name} pruner after epoch {pruning.pruned_epoch}"
+            trial.set_user_attr("pruned_reason", reason)
+            raise optuna.TrialPruned(reason)
+        result = outcome.result()
+        if result.metrics != best.best_metrics:
+            trial.set_user_attr("metrics", result.metrics)  # with the model metrics
+        return self._complete(trial, params, model_kwargs, best, result, best.best_value)
+
+    def _fit(
+        self,
+        trial: optuna.Trial | optuna.trial.FixedTrial,
+        params: dict[str, Any],
+        model_kwargs: dict[str, Any],
+        logger: Logger | bool,
+        fold: Fold,
+        pruning: OptunaPruningCallback | None,
+    ) -> tuple[BestEpochCallback, OutcomeCallback]:
+        """Train one model on ``fold``'s split; the callbacks keep its best epoch and its outcome."""
+        exp = self.experiment
+        seed = exp.training.seed + trial.number
+        pl.seed_everything(seed, workers=False, verbose=False)
+        module = BinaryClassifier(
+            MLP(**model_kwargs),
+            params["optimizer"],
+            params["lr"],
+            params["weight_decay"],
+            params.get("momentum", 0.0),
+            params["batch_size"],
+        )
         best = BestEpochCallback(exp.study.metric, exp.study.direction, exp.training.early_stopping_patience)
-        pruning = OptunaPruningCallback(trial, exp.study.metric)
         outcome = OutcomeCallback(exp.study, best, model_kwargs)
-        # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning callback for them.
-        callbacks = [best, outcome] if exp.study.multi_objective else [best, pruning, outcome]
+        callbacks: list[pl.Callback] = [best, outcome] if pruning is None else [best, pruning, outcome]
         # One Lightning step per epoch: the module slices the shuffled epoch into batch_size minibatches itself.
-        x_train, y_train, x_val, y_val = self.device_tensors(params["preprocessing.numeric"])
+        x_train, y_train, x_val, y_val = self.device_tensors(params["preprocessing.numeric"], fold)
         train = TensorBatches(x_train, y_train, len(x_train), shuffle=True, seed=seed)
         val = TensorBatches(x_val, y_val, _VAL_BATCH, shuffle=False)
         try:
@@ -187,27 +217,123 @@ class Objective:
                 trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         except NonFiniteLossError as exc:
             trial.set_user_attr("pruned_reason", str(exc))
-            logger.finalize("failed")
+            if isinstance(logger, Logger):
+                logger.finalize("failed")
             raise optuna.TrialPruned(str(exc)) from None
         except SystemExit:
             # Lightning turns Ctrl-C inside fit into sys.exit(1); give Optuna an interrupt so it marks the trial failed.
             raise KeyboardInterrupt from None
+        return best, outcome
+
+    def _cross_validate(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        model_kwargs: dict[str, Any],
+        logger: TensorBoardLogger,
+        folds: int,
+    ) -> float | list[float]:
+        """Train one model per fold; the trial's value is the mean over folds, reported after each fold (step = fold)
+        so that a pruner can stop a bad configuration early. Fold 0's model is the one kept (its validation rows are
+        the study's ``val_rows``); every fold's value and metrics are user attributes and TensorBoard scalars."""
+        exp = self.experiment
+        values: list[float] = []
+        fold_metrics: list[dict[str, float]] = []
+        kept: tuple[BestEpochCallback, OutcomeCallback] | None = None
+        for fold in range(folds):
+            # Fold 0 logs its learning curves to the trial's TensorBoard run; later folds log only their summary.
+            best, outcome = self._fit(trial, params, model_kwargs, logger if fold == 0 else False, fold, None)
+            if best.best_epoch < 0:
+                raise optuna.TrialPruned(f"fold {fold} kept no epoch")
+            values.append(best.best_value)
+            fold_metrics.append(dict(best.best_metrics))
+            kept = kept or (best, outcome)
+            mean = float(np.mean(values))
+            logger.log_metrics({"cv/fold_value": best.best_value, "cv/running_mean": mean}, step=fold)
+            trial.set_user_attr("cv_values", values)
+            if not exp.study.multi_objective:
+                trial.report(mean, step=fold)
+                if exp.study.pruner.name != "none" and trial.should_prune():
+                    reason = f"pruned by the {exp.study.pruner.name} pruner after fold {fold} (running mean {mean:.6g})"
+                    trial.set_user_attr("pruned_reason", reason)
+                    logger.log_metrics({"hp_metric": mean}, step=kept[0].epochs_trained + folds)
+                    raise optuna.TrialPruned(reason)
+        assert kept is not None
+        best, outcome = kept
+        means = {m: float(np.mean([fm[m] for fm in fold_metrics])) for m in fold_metrics[0]}
+        trial.set_user_attr("cv_metrics", fold_metrics)
+        trial.set_user_attr("metrics", means)
+        trial.set_user_attr("best_epoch", best.best_epoch)
         trial.set_user_attr("epochs_trained", best.epochs_trained)
-        if best.best_epoch >= 0:
-            trial.set_user_attr("best_epoch", best.best_epoch)
-            trial.set_user_attr("metrics", best.best_metrics)
-        if pruning.pruned_epoch is not None:
-            reason = f"pruned by the {exp.study.pruner.name} pruner after epoch {pruning.pruned_epoch}"
-            trial.set_user_attr("pruned_reason", reason)
-            raise optuna.TrialPruned(reason)
+        value = float(np.mean(values))
+        # After fold 0's own hp_metric (logged at its last epoch): TensorBoard's last point is the CV mean.
+        final_step = best.epochs_trained + folds
+        logger.log_metrics({"hp_metric": value, **{hp_name(m): v for m, v in means.items()}}, step=final_step)
         result = outcome.result()
-        if result.metrics != best.best_metrics:
-            trial.set_user_attr("metrics", result.metrics)  # with the model metrics
+        result = replace(result, metrics={**result.metrics, **means}, values=(value, *result.values[1:]))
+        return self._complete(trial, params, model_kwargs, best, result, value)
+
+    def retrain(self, number: int, params: dict[str, Any], value: float) -> TrainedModel:
+        """Train trial ``number``'s configuration again exactly as the trial did (its seed, its split or CV fold 0),
+        without logging or pruning; for an ensemble of trials whose weights were not kept."""
+        model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
+        fold: Fold = 0 if self.data.folds else None
+        best, outcome = self._fit(
+            optuna.trial.FixedTrial(params, number=number), params, model_kwargs, False, fold, None
+        )
+        if best.best_epoch < 0:
+            raise optuna.TrialPruned(f"trial {number} kept no epoch when trained again")
+        result = outcome.result()
+        return TrainedModel(
+            trial_number=number,
+            value=value,
+            params=params,
+            model_kwargs=model_kwargs,
+            state_dict=best.best_state,
+            metrics=result.metrics,
+            best_epoch=best.best_epoch,
+            values=result.values,
+            constraints=result.constraints,
+        )
+
+    def refit(self, number: int, params: dict[str, Any], epochs: int) -> dict[str, Any]:
+        """Train trial ``number``'s configuration (its seed) on the training and validation rows together (all CV
+        folds) for ``epochs`` epochs, and return the last epoch's ``state_dict``: no rows are left to choose by."""
+        exp = self.experiment
+        pl.seed_everything(exp.training.seed + number, workers=False, verbose=False)
+        model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
+        module = BinaryClassifier(
+            MLP(**model_kwargs),
+            params["optimizer"],
+            params["lr"],
+            params["weight_decay"],
+            params.get("momentum", 0.0),
+            params["batch_size"],
+        )
+        x_train, y_train, _, _ = self.device_tensors(params["preprocessing.numeric"], "all")
+        train = TensorBatches(x_train, y_train, len(x_train), shuffle=True, seed=exp.training.seed + number)
+        training = replace(exp.training, max_epochs=max(1, epochs), early_stopping_patience=None)
+        with warnings.catch_warnings(), _QuietLightning():
+            warnings.filterwarnings("ignore", module="pytorch_lightning")
+            warnings.filterwarnings("ignore", module="lightning_fabric")
+            trainer = build_trainer(training, False, [], self.paths.study_dir)
+            trainer.fit(module, train_dataloaders=train)
+        return {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
+
+    def _complete(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        model_kwargs: dict[str, Any],
+        best: BestEpochCallback,
+        result: Any,
+        value: float,
+    ) -> float | list[float]:
         for constraint, violation in result.constraints.items():
             trial.set_constraint(constraint, violation)  # Optuna's samplers prefer feasible trials
         trained = TrainedModel(
             trial_number=trial.number,
-            value=best.best_value,
+            value=value,
             params=params,
             model_kwargs=model_kwargs,
             state_dict=best.best_state,
@@ -218,7 +344,7 @@ class Objective:
         )
         if self.on_complete is not None:
             self.on_complete(trial, trained)
-        return list(result.values) if exp.study.multi_objective else best.best_value
+        return list(result.values) if self.experiment.study.multi_objective else value
 
 
 class _QuietLightning:

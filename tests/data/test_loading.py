@@ -21,11 +21,41 @@ def csv_settings(path: Path, target: str = "y", **kwargs) -> DataSettings:
 
 def test_embedded_breast_cancer() -> None:
     data = load_data(embedded())
-    assert len(data.train_rows) + len(data.val_rows) == 569
+    assert len(data.train_rows) + len(data.val_rows) + len(data.test_rows) == 569
+    assert len(data.test_rows) == round(0.2 * 357) + round(0.2 * 212)  # 569 rows >= 500: a 0.2 test split by default
     assert data.n_features == 30 and data.x_train.shape[1] == 30
     assert data.labels == ("benign", "malignant")
-    assert int(data.y_train.sum() + data.y_val.sum()) == 212  # malignant rows
+    assert int(data.y_train.sum() + data.y_val.sum() + data.y_test.sum()) == 212  # malignant rows
     assert set(data.train_rows).isdisjoint(data.val_rows)
+    assert set(data.test_rows).isdisjoint({*data.train_rows, *data.val_rows})
+
+
+def test_test_split_defaults_and_overrides(write_csv) -> None:
+    rows = "".join(f"{i},{i % 7},{i % 2}\n" for i in range(499))
+    small = load_data(csv_settings(write_csv("a,b,y\n" + rows)))
+    assert small.test_rows == ()  # under 500 rows: no test split unless asked for
+    big = load_data(csv_settings(write_csv("a,b,y\n" + rows + "499,1,1\n")))
+    assert len(big.test_rows) == 100
+    asked = load_data(csv_settings(write_csv("a,b,y\n" + rows), test_fraction=0.3))
+    assert len(asked.test_rows) == round(0.3 * 250) + round(0.3 * 249)
+    counts = asked.class_counts()
+    assert counts["test"]["negative"] + counts["test"]["positive"] == len(asked.test_rows)
+
+
+def test_cv_folds_partition_the_rows_outside_the_test_split(write_csv) -> None:
+    rows = "".join(f"{i},{i % 7},{int(i % 3 == 0)}\n" for i in range(60))
+    data = load_data(csv_settings(write_csv("a,b,y\n" + rows), cv_folds=4, test_fraction=0.25))
+    pool = {*data.train_rows, *data.val_rows}
+    assert len(data.folds) == 4 and set().union(*map(set, data.folds)) == pool
+    assert sum(len(f) for f in data.folds) == len(pool) and pool.isdisjoint(data.test_rows)
+    assert data.val_rows == data.folds[0]
+    for k in range(4):
+        train, val = data.split(k)
+        assert set(train) | set(val) == pool and set(train).isdisjoint(val)
+        assert 0 < data.prepared("standard", k).y_val.sum() < len(val)  # both classes in every fold
+    assert data.small_data_warning() is not None and "each of the 4 CV folds" in data.small_data_warning()
+    with pytest.raises(DataError, match="cv_folds 30 needs at least that many rows of each class"):
+        load_data(csv_settings(write_csv("a,b,y\n" + rows), cv_folds=30))
 
 
 def test_split_is_stratified_and_deterministic() -> None:
