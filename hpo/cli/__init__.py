@@ -89,7 +89,7 @@ def main() -> None:
 
 def _register() -> None:
     # Each module adds its command to `main`.
-    from hpo.cli import best, dashboard, export, predict, report, run, studies, tensorboard  # noqa: F401
+    from hpo.cli import best, dashboard, evaluate, export, predict, report, run, studies, tensorboard  # noqa: F401
 
 
 _register()

@@ -49,7 +49,7 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
     click.echo(f"Study:   {summary.study} ({summary.direction} {summary.metric}; trials: {states})")
     click.echo(f"Storage: {summary.storage}")
-    click.echo(f"Best:    trial {summary.trial}, value {summary.value!r}")
+    click.echo(f"Best:    trial {summary.trial}, value {summary.value!r} ({summary.measured_on}, used to select it)")
     if summary.constraints:
         click.echo("Constraints (met by the best trial, which is the best feasible one):")
         for text, violation in summary.constraints.items():
@@ -58,7 +58,7 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
     for key, value in summary.params.items():
         click.echo(f"  {key}: {value}")
     if summary.metrics:
-        click.echo("Validation metrics at the best epoch:")
+        click.echo(f"Metrics at the best epoch ({summary.measured_on}):")
         for key, value in summary.metrics.items():
             click.echo(f"  {key}: {format_number(value)}")
     if summary.weights_status == "ok":
@@ -77,6 +77,23 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
             f"Threshold: {t.threshold:.4g} ({t.rule}{'' if t.target is None else f' {t.target:g}'}): precision "
             f"{t.precision:.3f}, recall {t.recall:.3f}, F1 {t.f1:.3f} on the validation split{missed}"
         )
+    if summary.refit is not None:
+        r = summary.refit
+        click.echo(
+            f"Refit:   trial {r['from_trial']}'s configuration retrained on {r['rows']} training + validation rows for "
+            f"{r['epochs']} epochs; that is the model in best/"
+        )
+    if summary.ensemble is not None:
+        click.echo(f"Ensemble: mean of trials {summary.ensemble['members']} in {summary.weights_dir}/ensemble")
+    for name, test in (("model", summary.test), ("ensemble", summary.ensemble_test)):
+        if test is not None:
+            click.echo(
+                f"Test ({name}, {test['n']} held-out rows): AUROC {format_number(test['auroc'])} (95% CI "
+                f"{format_number(test['auroc_low'])}-{format_number(test['auroc_high'])}), log loss "
+                f"{format_number(test['log_loss'])}, Brier {format_number(test['brier'])}, accuracy "
+                f"{format_number(test['accuracy'])}, precision {format_number(test['precision'])}, recall "
+                f"{format_number(test['recall'])} at threshold {format_number(test['threshold'])}"
+            )
     if saved is not None and saved.calibration is not None:
         c = saved.calibration
         scaling = f"temperature {saved.temperature:.4g}; " if saved.temperature != 1.0 else ""

@@ -228,6 +228,20 @@ def _print_data(data: PreparedData, out: TextIO) -> None:
         click.echo(f"  {c['name']:<{width}}  {c['kind']:<11} {c['missing']} blank{levels}", file=out)
     if len(columns) > 50:
         click.echo(f"  ... and {len(columns) - 50} more columns", file=out)
+    counts = data.class_counts()
+    shown = {
+        k: v for k, v in counts.items() if k in ("train", "validation", "test") and (v["negative"] + v["positive"])
+    }
+    click.echo(
+        "  rows per class (negative/positive): "
+        + ", ".join(f"{k} {v['negative']}/{v['positive']}" for k, v in shown.items())
+        + (f"; {len(data.folds)} CV folds" if data.folds else "")
+        + ("" if data.test_rows else "; no test split (data.test_fraction)"),
+        file=out,
+    )
+    warning = data.small_data_warning()
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
     if data.dropped_rows:
         click.echo(
             f"note: left out {len(data.dropped_rows)} rows whose target is blank ({rows_text(data.dropped_rows)})",

@@ -49,6 +49,13 @@ class BestSummary:
     worker: str | None = None  # "host:pid" that ran the best trial
     #: The study's constraints and how far the best trial is from each bound (``<= 0``: met); empty without any.
     constraints: dict[str, float] = field(default_factory=dict)
+    #: What the value is: "validation split" or "mean of K CV folds".
+    measured_on: str = "validation split"
+    #: From ``best/model.json`` (when it holds this trial): its test-split scores, the ensemble's, and the refit.
+    test: dict[str, Any] | None = None
+    ensemble_test: dict[str, Any] | None = None
+    ensemble: dict[str, Any] | None = None
+    refit: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +72,11 @@ class BestSummary:
             "weights_status": self.weights_status,
             "worker": self.worker,
             "constraints": self.constraints,
+            "measured_on": self.measured_on,
+            "test": self.test,
+            "ensemble_test": self.ensemble_test,
+            "ensemble": self.ensemble,
+            "refit": self.refit,
         }
 
 
@@ -102,25 +114,36 @@ def best_summary(study: optuna.Study, paths: StudyPaths, url: str) -> BestSummar
             f"trial yet ({states or 'no trials'}); run `hpo run` until one completes"
             + (" that satisfies the study's constraints" if is_constrained(study) else "")
         )
-    status, folder = "missing", None
+    status, folder, card = "missing", None, {}
     if paths.best.exists():
         card = read_card(paths.best)
         folder = paths.best
         status = "ok" if card.get("trial") == best.number else "stale"
+    folds = (card.get("data") or {}).get("cv_folds") if status == "ok" else None
+    if folds is None and "cv_values" in best.user_attrs:
+        folds = len(best.user_attrs["cv_values"])
+    saved = card if status == "ok" else {}
     return BestSummary(
-        name,
-        redact_url(url),
-        study.direction.name.lower(),
-        study.user_attrs.get("metric"),
-        best.number,
-        float(best.value) if best.value is not None else float("nan"),
-        dict(best.user_attrs.get("params", best.params)),
-        dict(best.user_attrs.get("metrics", {})),
-        states,
-        folder,
-        status,
-        best.user_attrs.get("worker"),
-        {text: float(best.constraints.get(text, math.inf)) for text in study.user_attrs.get("constraints") or []},
+        study=name,
+        storage=redact_url(url),
+        direction=study.direction.name.lower(),
+        metric=study.user_attrs.get("metric"),
+        trial=best.number,
+        value=float(best.value) if best.value is not None else float("nan"),
+        params=dict(best.user_attrs.get("params", best.params)),
+        metrics=dict(best.user_attrs.get("metrics", {})),
+        states=states,
+        weights_dir=folder,
+        weights_status=status,
+        worker=best.user_attrs.get("worker"),
+        constraints={
+            text: float(best.constraints.get(text, math.inf)) for text in study.user_attrs.get("constraints") or []
+        },
+        measured_on=f"mean of {folds} CV folds" if folds else "validation split",
+        test=saved.get("test"),
+        ensemble_test=saved.get("ensemble_test"),
+        ensemble=saved.get("ensemble"),
+        refit=saved.get("refit"),
     )
 
 
