@@ -149,7 +149,8 @@ def _run_here(
         TrialProgress(
             experiment.study.name,
             experiment.study.n_trials,
-            experiment.study.metric,
+            # The value of a cross-validated trial is the mean over its folds: say so on every line.
+            f"{experiment.study.metric}(cv mean)" if experiment.data.cv_folds else experiment.study.metric,
             out,
             tuple(o.metric for o in experiment.study.objectives),
         ) as progress,
