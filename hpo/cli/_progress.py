@@ -63,12 +63,16 @@ class TrialProgress:
         if report.front is not None:
             best = f"front {list(report.front)}"
         value = f"{self.metric}={report.value:.6g}" if report.value is not None else f"{self.metric}=-"
+        if report.state == "pruned" and report.value is not None:
+            value += " (last reported, Optuna's value)"
         if len(self.objectives) > 1:
             shown = report.values or (None,) * len(self.objectives)
             value = " ".join(
                 f"{m}={'-' if v is None else f'{v:.6g}'}" for m, v in zip(self.objectives, shown, strict=True)
             )
         budget = f"/{report.budget}" if report.budget else ""
+        if report.budget and report.finished > report.budget:
+            budget += f" (the study's total was lowered to {report.budget})"
         reason = f" ({report.reason})" if report.reason else ""
         if report.violated:
             reason += f" [infeasible: {', '.join(report.violated)}]"

@@ -255,6 +255,8 @@ def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json
         click.echo(json.dumps(result.to_json(), indent=2))
         return
     budget = f"/{result.budget}" if result.budget else ""
+    if result.budget and result.finished > result.budget:
+        budget = f" (more than this file's n_trials of {result.budget}: an earlier run asked for more)"
     click.echo(f"Study {result.study!r}: {result.finished}{budget} trials finished ({result.ran} in this run).")
     constraints = ", ".join(c.text for c in experiment.study.constraints)
     if result.front:
@@ -276,7 +278,12 @@ def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json
         measured = f"mean of {folds} CV folds" if folds else "validation split"
         click.echo(
             f"Best {experiment.study.metric} = {result.best_value:.6g} ({measured}; trial {result.best_trial}); "
-            f"weights in {result.best_dir}"
+            + (
+                f"weights in {result.best_dir}"
+                if result.best_dir
+                else f"no weights under {root / result.study}: "
+                "they are on the host that ran that trial (or under another --root)"
+            )
         )
     done = result.finalization
     if done is not None:

@@ -67,6 +67,12 @@ HYPERPARAMETERS: dict[str, ValueRule] = {
     "activation": ValueRule("str", options=("relu", "gelu", "silu", "tanh", "leaky_relu", "elu")),
     "batch_size": ValueRule("int", 1, help="rows per training batch"),
     "preprocessing.numeric": ValueRule("str", options=("standard", "robust", "quantile")),
+    "model.embedding": ValueRule("str", options=("none", "periodic")),
+    "model.embedding_dim": ValueRule("int", 1, help="width of each numeric input's periodic embedding"),
+    "model.n_frequencies": ValueRule("int", 1, help="learned frequencies per numeric input of a periodic embedding"),
+    "model.frequency_sigma": ValueRule(
+        "float", 0.0, False, help="standard deviation of the initial frequencies of a periodic embedding"
+    ),
 }
 
 

@@ -594,6 +594,17 @@ class Preprocessor:
         """The number of output columns."""
         return len(self.output_names)
 
+    @property
+    def scaled_numeric_outputs(self) -> tuple[int, ...]:
+        """The indices (into the output columns) of the scaled numeric values, one per numeric column, in feature
+        order; their ``name:missing`` indicators and the categorical outputs are not among them. These are the inputs
+        a model may embed (``hpo.model.MLP``'s ``embedded_inputs``)."""
+        return tuple(
+            offset
+            for offset, column in zip(self._offsets, self.columns, strict=True)
+            if isinstance(column, NumericColumn)
+        )
+
     @cached_property
     def _offsets(self) -> tuple[int, ...]:
         offsets, start = [], 0

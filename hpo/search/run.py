@@ -68,6 +68,7 @@ class RunResult:
     stopped_early: bool
     front: tuple[int, ...] | None = None  # the Pareto-optimal trials (multi-objective studies)
     finalization: Finalization | None = None  # refit, ensemble and test scores, when this run finished the study
+    trials: tuple[TrialReport, ...] = ()  # the trials this run finished, in order
 
     def to_json(self) -> dict[str, Any]:
         """The result as ``hpo run --json`` prints it."""
@@ -86,6 +87,9 @@ class RunResult:
             payload["pareto_front"] = list(self.front)
         if self.finalization is not None:
             payload |= self.finalization.to_json()
+        payload["trials"] = [
+            {"number": t.number, "state": t.state, "value": t.value, "reason": t.reason} for t in self.trials
+        ]
         return payload
 
 
@@ -229,6 +233,7 @@ class _TrialLoop:
         self.budget = self.settings.n_trials
         self.ask_lock = AskLock(url, self.settings.name)
         self.ran = 0
+        self.reports: list[TrialReport] = []
         self.started = time.monotonic()
         self.on_trial_end: Callable[[TrialReport], None] | None = None
 
@@ -267,7 +272,8 @@ class _TrialLoop:
                 self._optimize_one()
             finally:
                 self.ask_lock.release()
-        return study_result(self.study, self.paths, self.url, self.budget, self.ran, stopped)
+        result = study_result(self.study, self.paths, self.url, self.budget, self.ran, stopped)
+        return replace(result, trials=tuple(self.reports))
 
     def _claim(self) -> str:
         """Take the ask lock if budget is left (``"go"``, lock held); else ``"done"`` or ``"wait"`` (lock released)."""
@@ -319,8 +325,10 @@ class _TrialLoop:
         else:
             self.publisher.discard(trial.number)
             promoted = False
+        report = self._report(trial, promoted)
+        self.reports.append(report)
         if self.on_trial_end is not None:
-            self.on_trial_end(self._report(trial, promoted))
+            self.on_trial_end(report)
         self.started = time.monotonic()
 
     def _report(self, trial: FrozenTrial, promoted: bool) -> TrialReport:
@@ -330,7 +338,8 @@ class _TrialLoop:
         return TrialReport(
             number=trial.number,
             state=trial.state.name.lower(),
-            value=trial.values[0] if complete else None,
+            # A pruned trial's value is Optuna's: the last value it reported.
+            value=trial.values[0] if complete else trial.value if trial.state == TrialState.PRUNED else None,
             reason=trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason"),
             seconds=time.monotonic() - self.started,
             finished=count_finished(self.study),

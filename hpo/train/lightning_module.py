@@ -140,6 +140,7 @@ class OptunaPruningCallback(pl.Callback):
         self.trial = trial
         self.monitor = monitor
         self.pruned_epoch: int | None = None
+        self.last_value: float | None = None  # the last value reported: Optuna's value of a pruned trial
         # Asking costs a read of the trial (and, for most pruners, of the study) from the storage every epoch: not
         # worth it when the study's pruner never prunes. The values are reported either way (learning curves).
         study = getattr(trial, "study", None)  # a FixedTrial has none
@@ -151,6 +152,7 @@ class OptunaPruningCallback(pl.Callback):
         value = float(pl_module.last_metrics[self.monitor])  # type: ignore[index]
         epoch = trainer.current_epoch
         self.trial.report(value, step=epoch)
+        self.last_value = value
         if self._asks and self.trial.should_prune():
             self.pruned_epoch = epoch
             trainer.should_stop = True

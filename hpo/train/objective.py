@@ -41,9 +41,31 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "activation": "relu",
     "preprocessing.numeric": DEFAULT_SCALING,
+    "model.embedding": "none",
+    "model.embedding_dim": 16,
+    "model.n_frequencies": 16,
+    "model.frequency_sigma": 0.1,
 }
 _MODEL_KEYS = ("n_layers", "hidden_size", "dropout", "activation")
 _VAL_BATCH = 65536
+#: The MLP's embedding arguments and the hyperparameters they come from (used only with an embedding).
+_EMBEDDING_KEYS = {
+    "embedding_dim": "model.embedding_dim",
+    "n_frequencies": "model.n_frequencies",
+    "frequency_sigma": "model.frequency_sigma",
+}
+
+
+def _model_kwargs(params: dict[str, Any], data: PreparedData) -> dict[str, Any]:
+    """The ``MLP`` arguments of a trial (plain JSON, saved in model.json). With an embedding, the inputs it embeds are
+    the scaled numeric outputs of the preprocessing; their positions do not depend on the scaling."""
+    kwargs = {"n_features": data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
+    embedding = params.get("model.embedding", "none")
+    if embedding != "none":
+        kwargs["embedding"] = embedding
+        kwargs["embedded_inputs"] = list(data.prepared().preprocessor.scaled_numeric_outputs)
+        kwargs |= {arg: params[name] for arg, name in _EMBEDDING_KEYS.items()}
+    return kwargs
 
 
 @dataclass(frozen=True)
@@ -153,15 +175,15 @@ class Objective:
         trial.set_user_attr("params", params)
         # Which process on which host ran it: where its TensorBoard run and (if best) its weights were written.
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
+        model_kwargs = _model_kwargs(params, self.data)
         logger = TensorBoardLogger(
             save_dir=str(self.paths.tensorboard_dir),
             name="",
             version=self.paths.trial_version(trial.number),
             default_hp_metric=False,
         )
-        declared = (*METRICS, *exp.study.model_metrics)
-        logger.log_hyperparams(params, {"hp_metric": 0.0, **{hp_name(m): 0.0 for m in declared}})
+        declared = ("hp_metric", *(hp_name(m) for m in (*METRICS, *exp.study.model_metrics)))
+        _declare_hparams(logger, params, declared)
         folds = len(self.data.folds)
         if folds:
             return self._cross_validate(trial, params, model_kwargs, logger, folds)
@@ -171,14 +193,17 @@ class Objective:
         trial.set_user_attr("epochs_trained", best.epochs_trained)
         if best.best_epoch >= 0:
             trial.set_user_attr("best_epoch", best.best_epoch)
-            trial.set_user_attr("metrics", best.best_metrics)
+            _set_metric_attrs(trial, best.best_metrics)
         if pruning is not None and pruning.pruned_epoch is not None:
             reason = f"pruned by the {exp.study.pruner.name} pruner after epoch {pruning.pruned_epoch}"
             trial.set_user_attr("pruned_reason", reason)
+            if pruning.last_value is not None:
+                # Optuna's value of a pruned trial is its last reported value: TensorBoard's last hp_metric agrees.
+                logger.log_metrics({"hp_metric": pruning.last_value}, step=best.epochs_trained + 1)
             raise optuna.TrialPruned(reason)
         result = outcome.result()
         if result.metrics != best.best_metrics:
-            trial.set_user_attr("metrics", result.metrics)  # with the model metrics
+            _set_metric_attrs(trial, result.metrics)  # with the model metrics
         return self._complete(trial, params, model_kwargs, best, result, best.best_value)
 
     def _fit(
@@ -262,7 +287,7 @@ class Objective:
         best, outcome = kept
         means = {m: float(np.mean([fm[m] for fm in fold_metrics])) for m in fold_metrics[0]}
         trial.set_user_attr("cv_metrics", fold_metrics)
-        trial.set_user_attr("metrics", means)
+        _set_metric_attrs(trial, means)
         trial.set_user_attr("best_epoch", best.best_epoch)
         trial.set_user_attr("epochs_trained", best.epochs_trained)
         value = float(np.mean(values))
@@ -276,7 +301,7 @@ class Objective:
     def retrain(self, number: int, params: dict[str, Any], value: float) -> TrainedModel:
         """Train trial ``number``'s configuration again exactly as the trial did (its seed, its split or CV fold 0),
         without logging or pruning; for an ensemble of trials whose weights were not kept."""
-        model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
+        model_kwargs = _model_kwargs(params, self.data)
         fold: Fold = 0 if self.data.folds else None
         best, outcome = self._fit(
             optuna.trial.FixedTrial(params, number=number), params, model_kwargs, False, fold, None
@@ -301,7 +326,7 @@ class Objective:
         folds) for ``epochs`` epochs, and return the last epoch's ``state_dict``: no rows are left to choose by."""
         exp = self.experiment
         pl.seed_everything(exp.training.seed + number, workers=False, verbose=False)
-        model_kwargs = {"n_features": self.data.n_features, **{k: params[k] for k in _MODEL_KEYS}}
+        model_kwargs = _model_kwargs(params, self.data)
         module = BinaryClassifier(
             MLP(**model_kwargs),
             params["optimizer"],
@@ -345,6 +370,27 @@ class Objective:
         if self.on_complete is not None:
             self.on_complete(trial, trained)
         return list(result.values) if self.experiment.study.multi_objective else value
+
+
+def _set_metric_attrs(trial: optuna.Trial, metrics: dict[str, float]) -> None:
+    """Each metric as its own user attribute (``val/auroc``...), so that optuna-dashboard can sort and filter by it,
+    and all of them as ``metrics`` (one JSON object, as earlier versions wrote)."""
+    trial.set_user_attr("metrics", metrics)
+    for name, value in metrics.items():
+        trial.set_user_attr(name, value)
+
+
+def _declare_hparams(logger: TensorBoardLogger, params: dict[str, Any], metric_names: tuple[str, ...]) -> None:
+    """Write the trial's hyperparameters and declare its ``hp_metric``/``hp/...`` metrics to TensorBoard's HParams
+    plugin, without the placeholder point at step 0 that ``log_hyperparams(params, metrics)`` would log."""
+    from torch.utils.tensorboard.summary import hparams
+
+    logger.log_hyperparams(params)  # hparams.yaml; no metrics, so no scalars (default_hp_metric is off)
+    clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
+    exp, ssi, sei = hparams(clean, dict.fromkeys(metric_names, 0.0))
+    writer = logger.experiment._get_file_writer()
+    for summary in (exp, ssi, sei):
+        writer.add_summary(summary, 0)
 
 
 class _QuietLightning:

@@ -58,7 +58,7 @@ def test_fixed_trial_trains_and_logs_to_tensorboard(objective) -> None:
     scalars, hparams, declared = read_tensorboard_run(run)
     assert hparams["lr"] == pytest.approx(0.01) and hparams["optimizer"] == "sgd" and hparams["momentum"] == 0.8
     assert set(declared) == {"hp_metric", *(hp_name(m) for m in METRICS)}
-    assert [step for step, _ in scalars["hp/auroc"]] == [0, 0, 1, 2]  # the 0 placeholder, then epochs 0..2
+    assert [step for step, _ in scalars["hp/auroc"]] == [0, 1, 2]  # epochs 0..2, no placeholder point at step 0
     assert scalars["hp_metric"][-1][1] == value  # exactly the value returned to Optuna
     per_epoch = [v for s, v in scalars["val/auroc"]]
     assert len(per_epoch) == 3 and max(per_epoch) == value
@@ -143,5 +143,5 @@ def test_a_single_objective_study_logs_model_metrics_only_when_it_uses_them(obje
     assert isinstance(value, float) and last_trained(obj) is not None and last_trained(obj).feasible
     scalars, _, declared = read_tensorboard_run(obj.paths.tensorboard_dir / "trial_0001")
     assert "hp/params" in declared and "hp/latency_ms" not in declared
-    assert [step for step, _ in scalars["hp/auroc"]] == [0, 0, 1, 2]  # unchanged: no extra point
+    assert [step for step, _ in scalars["hp/auroc"]] == [0, 1, 2]  # unchanged: no extra point
     assert scalars["hp/params"][-1] == (3, 30 * 16 + 16 + 16 + 1)
