@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ __all__ = [
     "FORMAT",
     "FRONT_FILE",
     "FRONT_FORMAT",
+    "MAX_FILE_BYTES_ENV",
     "MODEL_FILE",
     "RELIABILITY_FILE",
     "FrontEntry",
@@ -47,6 +49,7 @@ __all__ = [
     "promote_best_files",
     "promote_front_files",
     "read_card",
+    "read_file_capped",
     "read_front",
     "trial_folder",
     "update_best",
@@ -97,16 +100,84 @@ def read_card(folder: Path) -> dict[str, Any]:
             "hpo.load_best(study, trial=N) (`hpo best --study STUDY` lists them)"
         )
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
+        card = json.loads(read_file_capped(path, "model description").decode("utf-8"))
     except FileNotFoundError:
         raise WeightsError(
             f"{path}: not found; {folder} is not a folder written by hpo (it needs model.json)"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise WeightsError(f"{path}: cannot be read as JSON ({exc}); it is damaged, rerun the study") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise WeightsError(f"{path}: is not an hpo model description (format {FORMAT!r} expected)")
     return card
+
+
+#: Environment variable that caps the bytes read from one file that hpo reads whole (``model.json``,
+#: ``front.json``, ``reliability.png``; search-space files too, see :mod:`hpo.config.yaml_doc`).
+MAX_FILE_BYTES_ENV = "HPO_MAX_FILE_BYTES"
+#: The cap when ``$HPO_MAX_FILE_BYTES`` is not set: a real ``model.json`` is kilobytes, a few MiB with thousands of
+#: one-hot levels.
+DEFAULT_MAX_FILE_BYTES = 64 << 20
+
+
+def read_file_capped(path: Path, what: str) -> bytes:
+    """The bytes of the regular file ``path`` (a ``what``), read only up to ``$HPO_MAX_FILE_BYTES`` (default 64 MiB).
+
+    A named pipe or a device (``/dev/zero``) is refused before it is opened, since reading one may block forever or
+    never end; the file is then opened without blocking and checked again, so it cannot be swapped in between.
+
+    Raises:
+        FileNotFoundError: there is no such file (callers say what that means).
+        WeightsError: it is not a regular file, is larger than the cap, cannot be read, or the cap is not a number.
+    """
+    limit = _max_file_bytes()
+    try:
+        _refuse_unless_regular(path, os.stat(path).st_mode, what)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(fd)
+        _refuse_unless_regular(path, status.st_mode, what)
+        try:
+            payload = handle.read(limit + 1) if status.st_size <= limit else b""
+        except OSError as exc:
+            raise WeightsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if status.st_size > limit or len(payload) > limit:
+        size = f"{status.st_size} bytes" if status.st_size > limit else f"over {limit} bytes"
+        raise WeightsError(
+            f"{path}: is {size}, more than the {limit} bytes hpo reads from a {what} (${MAX_FILE_BYTES_ENV} sets the "
+            "limit); it was not written by hpo as it is, so rerun the study or restore the file"
+        )
+    return payload
+
+
+def _max_file_bytes() -> int:
+    raw = os.environ.get(MAX_FILE_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_FILE_BYTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise WeightsError(f"${MAX_FILE_BYTES_ENV}: must be a whole number of bytes >= 1, got {raw!r}")
+    return int(raw)
+
+
+def _refuse_unless_regular(path: Path, mode: int, what: str) -> None:
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a named pipe (FIFO)"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file"
+        )
+        raise WeightsError(
+            f"{path}: is {kind}, not the regular file hpo writes for a {what}; it was replaced, so rerun the study or "
+            "restore the file"
+        )
 
 
 def promote_best_files(
@@ -248,12 +319,15 @@ def read_front(best: Path) -> list[FrontEntry] | None:
         WeightsError: the file exists but is damaged.
     """
     path = best / FRONT_FILE
-    if not path.is_file():
-        return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(read_file_capped(path, "Pareto front list").decode("utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
+        raise WeightsError(f"{path}: cannot be read ({exc}); it is damaged, rerun the study to rewrite it") from None
+    try:
         return [FrontEntry(int(t["trial"]), dict(t["values"]), t.get("folder")) for t in doc["trials"]]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise WeightsError(f"{path}: cannot be read ({exc}); it is damaged, rerun the study to rewrite it") from None
 
 

@@ -35,7 +35,7 @@ def report(study_name: str, storage: str | None, root: Path, out: Path | None, a
     """
     from rich.console import Console
 
-    from hpo.best.folder import FRONT_FILE
+    from hpo.best.folder import FRONT_FILE, RELIABILITY_FILE
     from hpo.paths import StudyPaths, validate_study_name
     from hpo.views.report import write_report
 
@@ -52,8 +52,12 @@ def report(study_name: str, storage: str | None, root: Path, out: Path | None, a
         click.echo(f"PNG:    {path}")
     for plot, reason in result.missing.items():
         click.echo(f"Not drawn: {plot}: {reason}")
+    for reason in result.unreadable.values():
+        click.echo(f"Not read: {reason}", err=True)
     best = StudyPaths(root, study_name).best
-    if not result.reliability and (best / FRONT_FILE).is_file():
+    if RELIABILITY_FILE in result.unreadable:
+        click.echo("No reliability diagram: best/reliability.png cannot be read (see above).")
+    elif not result.reliability and (best / FRONT_FILE).is_file():
         click.echo(f"Reliability diagrams: one per Pareto-optimal trial, {best}/trial_NNNN/reliability.png")
     elif not result.reliability:
         click.echo("No reliability diagram: best/reliability.png does not exist for this study.")

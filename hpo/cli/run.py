@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -65,6 +65,7 @@ class _Interrupts:
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("space_file", required=False, default="search_spaces/default.yaml", type=click.Path(path_type=Path))
+@click.argument("overrides", nargs=-1, metavar="[KEY.PATH=VALUE]...")
 @click.option("--study", "study_name", help="Study name (default: study.name in the file).")
 @click.option("--n-trials", type=int, help="Total finished trials the study should have (overrides study.n_trials).")
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
@@ -78,11 +79,20 @@ class _Interrupts:
     help="Worker processes sharing the study on this machine (CPU threads are split between them).",
 )
 @click.option("--threads", type=click.IntRange(1, 1024), help="Torch CPU threads of this process (default: all).")
+@click.option(
+    "--from",
+    "from_study",
+    metavar="STUDY[:K]",
+    help="Start a new study with the K (default 5) best configurations of STUDY (same --root/--storage, or "
+    "--from-storage), keeping the parameters this search space can take.",
+)
+@click.option("--from-storage", help="SQLAlchemy URL of --from's storage (default: the same as this study's).")
 @root_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (trial lines go to stderr).")
 @handles_errors
 def run(
     space_file: Path,
+    overrides: tuple[str, ...],
     study_name: str | None,
     n_trials: int | None,
     timeout: float | None,
@@ -90,6 +100,8 @@ def run(
     seed: int | None,
     workers: int,
     threads: int | None,
+    from_study: str | None,
+    from_storage: str | None,
     root: Path,
     as_json: bool,
 ) -> None:
@@ -97,17 +109,26 @@ def run(
 
     Each trial trains an MLP with PyTorch Lightning, logs to studies/<study>/tb/trial_NNNN, and the best trial's
     weights go to studies/<study>/best/. Rerunning an interrupted run finishes the remaining trials. The same
-    command started on several machines with one --storage (or $HPO_STORAGE) joins one study.
+    command started on several machines with one --storage (or $HPO_STORAGE) joins one study. KEY.PATH=VALUE
+    words override keys of the file (checked like the file's own keys, recorded in the study). A study remembers
+    the experiment that created it: resuming it with another search space, data, split or training is refused.
 
     \b
     Example:
       hpo run search_spaces/default.yaml --n-trials 30 --seed 1
       hpo run search_spaces/default.yaml --workers 2
+      hpo run search_spaces/default.yaml training.max_epochs=5 params.lr.high=0.3 --study quick
+      hpo run search_spaces/default.yaml --study v2 --from default:5
       HPO_STORAGE=postgresql+psycopg://hpo:PASSWORD@db/hpo hpo run search_spaces/default.yaml
     """
     from hpo.config.experiment import load_experiment
+    from hpo.config.overrides import is_override
 
-    experiment = load_experiment(space_file).with_overrides(
+    if is_override(str(space_file)) and not space_file.exists():
+        # `hpo run training.max_epochs=5`: the default file, with overrides
+        overrides = (str(space_file), *overrides)
+        space_file = Path("search_spaces/default.yaml")
+    experiment = load_experiment(space_file, overrides).with_overrides(
         study_name=study_name, n_trials=n_trials, timeout=timeout, seed=seed
     )
     # The heavy imports (torch, Lightning) come after the file is validated, so bad input fails fast.
@@ -120,16 +141,22 @@ def run(
             "multi-objective trials); best/ keeps one folder per Pareto-optimal trial",
             err=True,
         )
+    warm_start = None
+    if from_study is not None and WORKER_INDEX_ENV not in os.environ:
+        from hpo.search.warm_start import best_configurations, parse_from
+
+        name, k = parse_from(from_study)
+        warm_start = (f"--from {name}", best_configurations(name, k, root=root, storage=from_storage or storage))
     interrupts = _Interrupts()
     out = sys.stderr if as_json else sys.stdout
     if workers > 1:
-        argv = ["run", str(space_file), "--study", experiment.study.name, "--root", str(root)]
+        argv = ["run", str(space_file), *experiment.overrides, "--study", experiment.study.name, "--root", str(root)]
         for flag, value in (("--n-trials", n_trials), ("--timeout", timeout), ("--seed", seed)):
             if value is not None:
                 argv += [flag, str(value)]
-        result, code = _run_workers(experiment, root, storage, workers, threads, argv, interrupts, out)
+        result, code = _run_workers(experiment, root, storage, workers, threads, argv, interrupts, out, warm_start)
     else:
-        result, code = _run_here(experiment, root, storage, threads, interrupts, out)
+        result, code = _run_here(experiment, root, storage, threads, interrupts, out, warm_start)
     if WORKER_INDEX_ENV not in os.environ:  # a worker's parent prints the summary of all of them
         _print_result(result, experiment, root, as_json)
     if result.stopped_early:
@@ -138,7 +165,13 @@ def run(
 
 
 def _run_here(
-    experiment: Experiment, root: Path, storage: str | None, threads: int | None, interrupts: _Interrupts, out: TextIO
+    experiment: Experiment,
+    root: Path,
+    storage: str | None,
+    threads: int | None,
+    interrupts: _Interrupts,
+    out: TextIO,
+    warm_start: tuple[str, list[dict[str, Any]]] | None,
 ) -> tuple[RunResult, int]:
     from hpo.cli._progress import TrialProgress
     from hpo.search.run import run_study
@@ -167,6 +200,7 @@ def _run_here(
                 threads=threads,
                 on_data=None if WORKER_INDEX_ENV in os.environ else lambda data: _print_data(data, out),
                 finalize=WORKER_INDEX_ENV not in os.environ,
+                warm_start=warm_start,
             )
         except KeyboardInterrupt:
             progress.stop()
@@ -184,6 +218,7 @@ def _run_workers(
     argv: list[str],
     interrupts: _Interrupts,
     out: TextIO,
+    warm_start: tuple[str, list[dict[str, Any]]] | None,
 ) -> tuple[RunResult, int]:
     from hpo.search.workers import WorkerPool, run_workers
 
@@ -206,6 +241,7 @@ def _run_workers(
             on_start=started,
             interrupted=interrupts.requested,
             on_data=lambda data: _print_data(data, out),
+            warm_start=warm_start,
         )
     for index, how in outcome.failed_workers:
         click.echo(f"warning: worker {index} ended with {how}", err=True)
@@ -254,6 +290,11 @@ def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
+    if result.warm_start is not None:
+        warm = result.warm_start
+        click.echo(f"Queued {len(warm.queued)} configuration(s) from {warm.source} as the first trials.")
+        if warm.dropped:
+            click.echo(f"note: left out of them: {', '.join(warm.dropped[:10])}")
     budget = f"/{result.budget}" if result.budget else ""
     if result.budget and result.finished > result.budget:
         budget = f" (more than this file's n_trials of {result.budget}: an earlier run asked for more)"

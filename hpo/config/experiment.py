@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from hpo.config.constraints import Constraint, parse_constraints
 from hpo.config.data_section import EMBEDDED_DATASETS, DataSettings, parse_data
 from hpo.config.inference_section import InferenceSettings, parse_inference
 from hpo.config.objectives import ObjectiveSpec, check_direction, parse_objectives
+from hpo.config.overrides import apply_overrides
 from hpo.config.params_section import parse_search_space
 from hpo.config.space import SearchSpace
 from hpo.config.yaml_doc import as_mapping, check_keys, get_int, read_yaml_file, too_deep
@@ -62,6 +63,8 @@ class StudySettings:
     grace_period: int = 30
     objectives: tuple[ObjectiveSpec, ...] = ()
     constraints: tuple[Constraint, ...] = ()
+    #: Configurations queued as the study's first trials (``study.enqueue``), parameter name -> value.
+    enqueue: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -106,6 +109,8 @@ class Experiment:
     training: TrainingSettings
     space: SearchSpace
     inference: InferenceSettings = InferenceSettings()  # noqa: RUF009 - frozen, so sharing it is safe
+    #: The command-line overrides applied to the file (``training.max_epochs=5``...), in order.
+    overrides: tuple[str, ...] = ()
 
     def with_overrides(
         self,
@@ -134,14 +139,24 @@ class Experiment:
         return replace(self, study=study, training=training)
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read and validate a search-space file.
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
+    """Read and validate a search-space file, with command-line ``overrides`` (``key.path=value``) applied first.
 
     Raises:
-        ConfigError: the file is missing, not YAML, or breaks a rule; the message names the file and key path.
+        ConfigError: the file is missing, not YAML, or breaks a rule; the message names the file and key path (and
+            the overrides, when there are any).
     """
     path = Path(path)
-    return parse_experiment(read_yaml_file(path), path)
+    raw = read_yaml_file(path)
+    if not overrides:
+        return parse_experiment(raw, path)
+    try:
+        experiment = parse_experiment(apply_overrides(raw, overrides), path)
+    except ConfigError as exc:
+        if str(exc).startswith("override "):
+            raise
+        raise ConfigError(f"{exc} (with the command-line overrides {' '.join(overrides)})") from None
+    return replace(experiment, overrides=tuple(overrides))
 
 
 def parse_experiment(raw: object, file: Path) -> Experiment:
@@ -185,6 +200,7 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
             "grace_period",
             "objectives",
             "constraints",
+            "enqueue",
         },
         where,
     )
@@ -246,7 +262,23 @@ def _parse_study(raw: Mapping[str, Any], file: Path) -> StudySettings:
         grace,
         objectives,
         constraints,
+        _parse_enqueue(raw.get("enqueue"), f"{where}.enqueue"),
     )
+
+
+def _parse_enqueue(raw: object, where: str) -> tuple[dict[str, Any], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(item, Mapping) and item for item in raw):
+        raise ConfigError(
+            f"{where}: must be a list of configurations (parameter name -> value), such as "
+            f"[{{lr: 0.01, n_layers: 2}}], got {raw!r}"
+        )
+    for i, item in enumerate(raw):
+        for name, value in item.items():
+            if not isinstance(name, str) or not isinstance(value, (bool, int, float, str)):
+                raise ConfigError(f"{where}[{i}]: {name!r}: must map a parameter name to one value, got {value!r}")
+    return tuple(dict(item) for item in raw)
 
 
 def _parse_training(raw: Mapping[str, Any], where: str) -> TrainingSettings:

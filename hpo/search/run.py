@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 from hpo.search.ask_lock import AskLock
 from hpo.search.finalize import Finalization, finalize_study
+from hpo.search.warm_start import WarmStart, enqueue_configurations
 from hpo.study.access import (
     FINISHED_STATES,
     best_trial,
@@ -26,12 +27,21 @@ from hpo.study.access import (
     load_study,
     pareto_front,
 )
+from hpo.study.fingerprint import check_fingerprint
 from hpo.study.storage import redact_url
 
 if TYPE_CHECKING:
     from hpo.search.promotion import BestModelPublisher
 
-__all__ = ["RunResult", "TrialReport", "finalize_finished_study", "finished_study_result", "run_study", "study_result"]
+__all__ = [
+    "RunResult",
+    "TrialReport",
+    "finalize_finished_study",
+    "finished_study_result",
+    "run_study",
+    "start_warm",
+    "study_result",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class RunResult:
     front: tuple[int, ...] | None = None  # the Pareto-optimal trials (multi-objective studies)
     finalization: Finalization | None = None  # refit, ensemble and test scores, when this run finished the study
     trials: tuple[TrialReport, ...] = ()  # the trials this run finished, in order
+    warm_start: WarmStart | None = None  # the configurations this run queued first
 
     def to_json(self) -> dict[str, Any]:
         """The result as ``hpo run --json`` prints it."""
@@ -87,6 +98,8 @@ class RunResult:
             payload["pareto_front"] = list(self.front)
         if self.finalization is not None:
             payload |= self.finalization.to_json()
+        if self.warm_start is not None:
+            payload["warm_start"] = self.warm_start.to_json()
         payload["trials"] = [
             {"number": t.number, "state": t.state, "value": t.value, "reason": t.reason} for t in self.trials
         ]
@@ -131,6 +144,7 @@ def finished_study_result(
     if count_finished(study) < budget:
         return None
     study, paths, url = create_or_resume_study(experiment, root=root, storage=storage)
+    check_fingerprint(study, experiment, url)
     return study_result(study, paths, url, budget, 0, False)
 
 
@@ -146,6 +160,7 @@ def run_study(
     poll_seconds: float = 1.0,
     on_data: Callable[[PreparedData], None] | None = None,
     finalize: bool = True,
+    warm_start: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> RunResult:
     """Create or resume the study of ``experiment`` and run it until ``n_trials`` trials have finished.
 
@@ -164,6 +179,8 @@ def run_study(
         threads: torch CPU threads for this process (default: torch's own choice).
         poll_seconds: how often to look again while other workers' trials hold the rest of the budget.
         on_data: called once with the checked data (its columns, rows left out), before the study is opened.
+        warm_start: (where from, configurations) to queue as the first trials of a new study, with the file's
+            ``study.enqueue`` (see :mod:`hpo.search.warm_start`); a resumed study queues nothing.
         finalize: when this run finishes the budget, refit, build the ensemble and score the test split as the file
             asks (see :mod:`hpo.search.finalize`); workers of one ``--workers`` run leave that to their parent.
 
@@ -184,15 +201,29 @@ def run_study(
 
     training_device(experiment.training.accelerator, f"{experiment.file}: training.accelerator")
     study, paths, url = create_or_resume_study(experiment, root=root, storage=storage, worker_index=worker_index)
+    check_fingerprint(study, experiment, url)
+    warm = start_warm(study, experiment, warm_start)
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     publisher = BestModelPublisher(experiment, data, paths)
     objective = Objective(experiment, data, paths, on_complete=publisher.prepare)
     loop = _TrialLoop(experiment, study, paths, url, objective, publisher)
-    result = loop.run(on_trial_end, should_stop, poll_seconds)
+    result = replace(loop.run(on_trial_end, should_stop, poll_seconds), warm_start=warm)
     if finalize and not result.stopped_early and result.budget is not None and result.finished >= result.budget:
         result = replace(result, finalization=finalize_study(experiment, data, study, paths, objective, publisher))
     return result
+
+
+def start_warm(
+    study: optuna.Study, experiment: Experiment, warm_start: tuple[str, Sequence[Mapping[str, Any]]] | None
+) -> WarmStart | None:
+    """Queue ``study.enqueue`` and the ``--from`` configurations into a study that has no trials yet."""
+    source, configurations = warm_start or ("", ())
+    queued = [*experiment.study.enqueue, *configurations]
+    label = " and ".join(
+        s for s in (f"{experiment.file}: study.enqueue" if experiment.study.enqueue else "", source) if s
+    )
+    return enqueue_configurations(study, experiment.space, queued, label)
 
 
 def finalize_finished_study(

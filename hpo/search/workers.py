@@ -8,14 +8,16 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData, load_data
-from hpo.search.run import RunResult, finalize_finished_study, finished_study_result, study_result
+from hpo.search.run import RunResult, finalize_finished_study, finished_study_result, start_warm, study_result
 from hpo.study.access import count_finished, create_or_resume_study
+from hpo.study.fingerprint import check_fingerprint
 from hpo.study.storage import STORAGE_ENV
 
 __all__ = [
@@ -139,6 +141,7 @@ def run_workers(
     on_start: Callable[[WorkerPool, int], None] | None = None,
     interrupted: Callable[[], bool] = lambda: False,
     on_data: Callable[[PreparedData], None] | None = None,
+    warm_start: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> WorkersOutcome:
     """Run the study of ``experiment`` with ``workers`` local processes (each an ``hpo run`` with ``worker_argv``).
 
@@ -157,6 +160,7 @@ def run_workers(
         on_start: called with the pool and the threads per worker once the workers run (to forward signals).
         interrupted: True when the user asked to stop (a worker's exit is then not a failure).
         on_data: called once with the checked data (its columns, rows left out), before the study is opened.
+        warm_start: (where from, configurations) to queue first in a new study (see :func:`~hpo.search.run.run_study`).
 
     Raises:
         DataError, StudyError: bad data, or a storage or study that cannot be used.
@@ -168,6 +172,8 @@ def run_workers(
     if finished is not None:
         return WorkersOutcome(finished, 0, ())
     study, paths, url = create_or_resume_study(experiment, root=root, storage=storage)
+    check_fingerprint(study, experiment, url)
+    warm = start_warm(study, experiment, warm_start)
     finished_before = count_finished(study)
     per_worker = threads or threads_per_worker(workers)
     env = {**os.environ, "NO_COLOR": "1"}
@@ -180,6 +186,7 @@ def run_workers(
     result = study_result(
         study, paths, url, experiment.study.n_trials, count_finished(study) - finished_before, interrupted()
     )
+    result = replace(result, warm_start=warm)
     if not interrupted() and result.budget is not None and result.finished >= result.budget:
         result = replace(result, finalization=finalize_finished_study(experiment, data, root=root, storage=storage))
     failed = tuple((i, describe_exit(c)) for i, c in enumerate(codes) if c != 0 and not interrupted())

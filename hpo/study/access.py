@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -38,19 +39,36 @@ def load_study(name: str, root: Path, storage: str | None) -> tuple[optuna.Study
     """Open an existing study for reading: its Optuna study, its files and its storage URL.
 
     Raises:
-        StudyError: the storage cannot be opened, or has no such study (the message lists the ones it has).
+        StudyError: the storage URL is malformed or in memory, the storage cannot be opened or read (a damaged
+            database, one written by another Optuna version), or has no such study (the message lists the ones it
+            has).
     """
     paths = StudyPaths(root, name)
     url = resolve_storage_url(paths, storage)
     rdb = open_storage(url, create=False)
     try:
-        study = optuna.load_study(study_name=name, storage=rdb)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage=rdb)]
-        raise StudyError(
-            f"{redact_url(url)}: has no study named {name!r} (it has {names}); pass --study with one of those"
-        ) from None
+        try:
+            study = optuna.load_study(study_name=name, storage=rdb)
+        except KeyError:
+            names = [s.study_name for s in optuna.get_all_study_summaries(storage=rdb)]
+            raise StudyError(
+                f"{redact_url(url)}: has no study named {name!r} (it has {names}); pass --study with one of those"
+            ) from None
+    except _READ_ERRORS as exc:
+        raise _unreadable(url, name, exc) from None
     return study, paths, url
+
+
+#: What reading a damaged database, or one that is not an Optuna storage, raises.
+_READ_ERRORS = (sqlalchemy.exc.SQLAlchemyError, ValueError, TypeError, RuntimeError)
+
+
+def _unreadable(url: str, name: str, exc: Exception) -> StudyError:
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return StudyError(
+        f"{redact_url(url)}: cannot read study {name!r} ({type(exc).__name__}: {detail}); check that it is an Optuna "
+        "storage, not damaged, and that no other program is rewriting it"
+    )
 
 
 def trials_by_state(study: optuna.Study) -> dict[str, int]:
@@ -119,7 +137,13 @@ def create_or_resume_study(
         load_if_exists=True,
     )
     _check_compatible(study, experiment, url)
-    paths.study_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        paths.study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(
+            f"{paths.study_dir}: cannot create the study's folder ({exc.strerror or exc}); the study itself is in "
+            f"{redact_url(url)}. Pass a writable --root (the folder holding one folder per study)"
+        ) from None
     return study, paths, url
 
 

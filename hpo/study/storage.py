@@ -4,71 +4,199 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import stat
 import time
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus, unquote_plus
 
 import optuna
 import sqlalchemy.engine
 import sqlalchemy.event
 import sqlalchemy.exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 
-__all__ = ["STORAGE_ENV", "open_storage", "redact_url", "resolve_storage_url"]
+__all__ = ["STORAGE_ENV", "check_storage_url", "open_storage", "redact_url", "resolve_storage_url"]
 
 #: Environment variable read when ``--storage`` is not given.
 STORAGE_ENV = "HPO_STORAGE"
+#: Query parameters whose value may be a credential: ``password``, ``sslpassword`` and ``passfile`` (libpq,
+#: psycopg), ``passwd``/``pwd`` (MySQL drivers), tokens, keys, and connection strings that embed a password (a
+#: ``dsn``, an ODBC ``odbc_connect``).
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|cred|dsn|conninfo|connect_str|connection_str", re.IGNORECASE)
+#: A value that embeds a password itself (``odbc_connect=DRIVER=...;PWD=...``, a libpq ``options`` string).
+_SECRET_VALUE = re.compile(r"(pass\w*|pwd)\s*=", re.IGNORECASE)
+#: The user part as SQLAlchemy reads it: a user name without ``:`` or ``/``, then the password up to the first ``@``.
+_USER_PART = re.compile(r"^(?P<head>[\w+]+://[^:/]*:)(?P<password>[^@]*)@")
+_QUERY_ITEM = re.compile(r"([?&;])([^=&;#?]*)=([^&;#]*)")
+_EXAMPLES = "for example sqlite:///studies/NAME/study.db or postgresql+psycopg://user:password@host/db"
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***``; unparseable URLs are hidden entirely."""
+    """The URL, as given, with every credential it may hold replaced by ``***``.
+
+    That is the password of its user part (``user:PASSWORD@host``) and the value of every query parameter that can
+    carry one (``?password=``, ``sslpassword``, ``passfile``, ``passwd``, tokens, keys, ``dsn``, ``odbc_connect``,
+    or any value holding ``password=``/``pwd=``). Where SQLAlchemy cannot parse the URL, or reads a host holding an
+    ``@`` (a password with an unescaped ``@``), everything between the user name and the last ``@`` is hidden.
+    """
+    text = _USER_PART.sub(r"\g<head>***@", url, count=1) if _parses_cleanly(url) else _mask_to_last_at(url)
+    return _QUERY_ITEM.sub(_mask_query_item, text)
+
+
+def _parses_cleanly(url: str) -> bool:
+    """True when SQLAlchemy parses ``url`` and its user part ends at the first ``@`` (as :data:`_USER_PART` reads)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<storage URL>"
+        parsed = make_url(url)
+    except Exception:  # ArgumentError, or ValueError for a port that is not a number
+        return False
+    return "@" not in (parsed.host or "")
+
+
+def _mask_to_last_at(text: str) -> str:
+    """``scheme://user:***@rest`` for the text of a URL whose user part SQLAlchemy does not read reliably; hiding too
+    much is the safe side."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    at = rest.rfind("@")
+    if at < 0 or rest.startswith("/"):
+        return text
+    user = re.split(r"[:/]", rest[:at], maxsplit=1)[0]
+    return f"{scheme}{sep}{user}:***@{rest[at + 1 :]}"
+
+
+def _mask_query_item(match: re.Match[str]) -> str:
+    lead, key, value = match.groups()
+    if _SECRET_KEY.search(unquote_plus(key)) or _SECRET_VALUE.search(unquote_plus(value)):
+        return f"{lead}{key}=***"
+    return match.group(0)
+
+
+def _secrets(url: str) -> list[str]:
+    """Every credential of ``url`` as it may appear in a driver's message (as given, decoded and encoded), longest
+    first, so that :func:`_scrub` can remove them from text the URL does not control."""
+    found: set[str] = set()
+    try:
+        parsed = make_url(url)
+        if parsed.password:
+            found.add(str(parsed.password))
+        for key, values in parsed.query.items():
+            for value in (values,) if isinstance(values, str) else values:
+                if _SECRET_KEY.search(key) or _SECRET_VALUE.search(value):
+                    found.add(value)
+    except Exception:  # unparseable: the text masking below still finds the user part
+        pass
+    user_part = _USER_PART.match(url)
+    if user_part:
+        found.add(user_part.group("password"))
+    rest = url.split("://", 1)[-1]
+    at = rest.rfind("@")
+    if not _parses_cleanly(url) and at > 0 and ":" in rest[:at] and not rest.startswith("/"):
+        found.add(rest[:at].split(":", 1)[1])
+    for item in _QUERY_ITEM.finditer(url):
+        _, key, value = item.groups()
+        if _SECRET_KEY.search(unquote_plus(key)) or _SECRET_VALUE.search(unquote_plus(value)):
+            found.add(value)
+    variants = {v for secret in found if secret for v in (secret, unquote_plus(secret), quote_plus(secret))}
+    return sorted(variants, key=len, reverse=True)
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` (a driver's or SQLAlchemy's message about ``url``) with the URL's credentials replaced by ``***``."""
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def check_storage_url(url: str, where: str = "--storage") -> URL:
+    """``url`` parsed, if hpo can keep a study there: a SQLAlchemy URL of a known database kind that is not in memory.
+
+    Args:
+        url: the storage URL.
+        where: where it came from, for the message (``--storage``, ``$HPO_STORAGE``).
+
+    Raises:
+        StudyError: the URL is malformed (a port that is not a number, an unclosed ``[``), names an unknown kind of
+            database, or is an in-memory SQLite database (the study would vanish when hpo exits). The message shows
+            the URL with its password masked.
+    """
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise StudyError(f"{where}: {redact_url(url)!r} is not a SQLAlchemy URL; use {_EXAMPLES}") from None
+    except ValueError:  # SQLAlchemy reads the port with int()
+        ipv6 = " (an IPv6 address goes in brackets: postgresql+psycopg://user@[::1]:5432/db)" if "[" in url else ""
+        raise StudyError(
+            f"{where}: {redact_url(url)!r} is not a valid SQLAlchemy URL: its port is not a number{ipv6}; use "
+            f"{_EXAMPLES}"
+        ) from None
+    try:
+        dialect = parsed.get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise StudyError(
+            f"{where}: {redact_url(url)!r} names an unknown kind of database {parsed.drivername!r}; use {_EXAMPLES}"
+        ) from None
+    except ImportError as exc:  # a known dialect whose module needs something missing
+        raise StudyError(
+            f"{where}: {redact_url(url)!r} needs a database driver that is not installed ({_scrub(str(exc), url)})"
+        ) from None
+    if dialect.name == "sqlite" and _in_memory(parsed):
+        raise StudyError(
+            f"{where}: {redact_url(url)!r} is an in-memory SQLite database: the study (every trial, the best one) "
+            "would vanish when hpo exits, and other workers or commands could never see it; use a file such as "
+            "sqlite:///studies/NAME/study.db, or leave --storage and $HPO_STORAGE unset for the default one"
+        )
+    return parsed
+
+
+def _in_memory(parsed: URL) -> bool:
+    """True for ``sqlite://``, ``sqlite:///:memory:`` and SQLite URI forms (``file::memory:``, ``mode=memory``)."""
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        return True
+    uri = str(parsed.query.get("uri", "")).lower() in ("true", "1", "yes", "on")
+    return uri and (
+        database.startswith("file::memory:") or "mode=memory" in database or parsed.query.get("mode") == "memory"
+    )
 
 
 def resolve_storage_url(paths: StudyPaths, storage: str | None) -> str:
-    """``storage``, else ``$HPO_STORAGE``, else the study's own SQLite file."""
+    """``storage``, else ``$HPO_STORAGE``, else the study's own SQLite file.
+
+    Raises:
+        StudyError: the URL cannot hold a study (see :func:`check_storage_url`).
+    """
     url = storage or os.environ.get(STORAGE_ENV) or None
     if url is None:
         return paths.default_storage_url
-    try:
-        make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        raise StudyError(
-            f"--storage: {redact_url(url)!r} is not a SQLAlchemy URL; use for example "
-            f"sqlite:///studies/{paths.name}/study.db or postgresql+psycopg://user:password@host/db"
-        ) from None
+    check_storage_url(url, "--storage" if storage else f"${STORAGE_ENV}")
     return url
 
 
 def open_storage(
     url: str, *, create: bool, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.RDBStorage:
-    """Open an Optuna RDB storage; for the default SQLite file, ``create`` allows making its folder.
+    """Open an Optuna RDB storage; for a SQLite file, ``create`` allows making it and its folder.
 
     With ``heartbeat_interval``, every running trial sends a heartbeat; a trial whose worker died (no heartbeat for
     ``grace_period`` seconds) is marked failed and queued again with the same parameters
     (``RetryHeartbeatStaleTrialCallback``).
 
     Raises:
-        StudyError: the database cannot be reached or opened; the message hides the password.
+        StudyError: the URL is malformed or in memory, the database cannot be reached, created or opened, or is not
+            an Optuna storage this version can read; the message masks every credential of the URL.
     """
-    parsed = make_url(url)
+    parsed = check_storage_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
     engine_kwargs: dict[str, object] = {}
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            if not create and not Path(database).exists():
-                raise StudyError(
-                    f"{redact_url(url)}: no such database file; run `hpo run` first, or check --study and --storage"
-                )
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if sqlite:
+        _check_sqlite_file(url, Path(parsed.database or ""), create)
         # Several workers share one SQLite file: wait for the lock instead of failing with "database is locked".
         engine_kwargs["connect_args"] = {"timeout": 60}
     heartbeat: dict[str, Any] = {}
@@ -83,20 +211,51 @@ def open_storage(
         }
     try:
         storage = _create_rdb_storage(url, engine_kwargs, heartbeat)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if sqlite:
             # Write-ahead logging lets readers (the dashboard, other workers) work while one worker writes.
             with storage.engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
             _sync_commits_at_checkpoints(storage.engine)
         return storage
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-        detail = str(exc).split("\n")[0]
-        if parsed.password:
-            detail = detail.replace(str(parsed.password), "***")
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as exc:
+        # RuntimeError: Optuna's "no longer compatible with the table schema" (another Optuna version's database).
+        detail = _scrub(str(exc).split("\n")[0], url)
+        hint = (
+            "check that it is an Optuna SQLite database written by this Optuna version, not damaged, and that its "
+            "folder can be written"
+            if sqlite
+            else "check the URL, that the database server is running and that its driver is installed"
+        )
         raise StudyError(
-            f"{redact_url(url)}: cannot open the study storage ({type(exc).__name__}: {detail}); check the URL, "
-            "that the database server is running and that its driver is installed"
+            f"{redact_url(url)}: cannot open the study storage ({type(exc).__name__}: {detail}); {hint}"
         ) from None
+
+
+def _check_sqlite_file(url: str, database: Path, create: bool) -> None:
+    """Refuse a SQLite database that is missing (unless ``create``), not a regular file (a named pipe would block
+    the reader forever), or whose folder cannot be made."""
+    try:
+        mode = database.stat().st_mode
+    except FileNotFoundError:
+        if not create:
+            raise StudyError(
+                f"{redact_url(url)}: no such database file; run `hpo run` first, or check --study and --storage"
+            ) from None
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StudyError(
+                f"{redact_url(url)}: cannot create the folder {database.parent} for the database "
+                f"({exc.strerror or exc}); pass --root (or --storage) with a place you can write"
+            ) from None
+        return
+    except OSError as exc:  # a path through a file, a permission problem, a name too long
+        raise StudyError(
+            f"{redact_url(url)}: cannot use {database} as a database file ({exc.strerror or exc})"
+        ) from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a named pipe or a socket)"
+        raise StudyError(f"{redact_url(url)}: {database} is {kind}, so it cannot be a SQLite database file")
 
 
 def _create_rdb_storage(

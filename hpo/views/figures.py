@@ -76,6 +76,10 @@ def _needs_varied_params(study: optuna.Study) -> str | None:
     shared = set.intersection(*(set(t.distributions) for t in trials))
     if not shared:
         return "the completed trials share no searched parameter, so their importance cannot be compared"
+    if all(len({repr(t.params[name]) for t in trials}) < 2 for name in shared):
+        return "every completed trial has the same parameters so far, so their importance cannot be compared"
+    if len({tuple(t.values or ()) for t in trials}) < 2:
+        return "every completed trial has the same value so far, so no parameter explains a difference"
     return None
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import json
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.atomic import write_atomic
-from hpo.best.folder import RELIABILITY_FILE
+from hpo.best.folder import CARD_FILE, RELIABILITY_FILE, read_card, read_file_capped
+from hpo.errors import StudyError, WeightsError
 from hpo.study.access import load_study
 from hpo.study.storage import redact_url
 from hpo.views.figures import StudyFigure, build_figures, objective_names, write_png
@@ -27,7 +28,8 @@ __all__ = ["ReportResult", "write_report"]
 
 @dataclass(frozen=True)
 class ReportResult:
-    """What :func:`write_report` wrote, and which plots a study could not have yet (plot -> reason)."""
+    """What :func:`write_report` wrote, which plots a study could not have yet (plot -> reason), and which files of
+    ``best/`` exist but could not be read (file -> reason; the page says so in their place)."""
 
     study: str
     index: Path
@@ -35,6 +37,7 @@ class ReportResult:
     plots: list[str]
     missing: dict[str, str]
     reliability: bool
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """What was written, as printed by ``hpo report --json``."""
@@ -45,6 +48,7 @@ class ReportResult:
             "plots": self.plots,
             "missing": self.missing,
             "reliability_diagram": self.reliability,
+            "unreadable": self.unreadable,
         }
 
 
@@ -63,34 +67,82 @@ def write_report(
         out: where to write; default ``<root>/<study>/report``.
 
     Raises:
-        StudyError: no such study or storage.
+        StudyError: no such study or storage, or ``out`` cannot be made or written (the message says why).
     """
     study, paths, url = load_study(name, root, storage)
     out = out if out is not None else paths.study_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    _check_writable(out)
     metric = objective_names(study)[0]
     figures = build_figures(study, metric)
+    image, image_problem = _read_reliability(paths.best / RELIABILITY_FILE)
+    card, card_problem = _read_card(paths.best)
+    page = _page(study, redact_url(url), metric, figures, card, (image, image_problem), card_problem)
     pngs = []
-    for fig in figures:
-        if fig.figure is not None and fig.spec.png:
-            target = out / f"{fig.spec.key}.png"
-            write_png(fig.spec, study, metric, target)
-            pngs.append(target)
-    reliability = paths.best / RELIABILITY_FILE
-    has_reliability = reliability.is_file()
-    card_file = paths.best / "model.json"
-    card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else None
-    page = _page(study, redact_url(url), metric, figures, card, reliability if has_reliability else None)
     index = out / "index.html"
-    write_atomic(index, page)
+    try:
+        for fig in figures:
+            if fig.figure is not None and fig.spec.png:
+                target = out / f"{fig.spec.key}.png"
+                write_png(fig.spec, study, metric, target)
+                pngs.append(target)
+        write_atomic(index, page)
+    except OSError as exc:
+        raise _unwritable(out, exc) from None
     return ReportResult(
         name,
         index,
         pngs,
         [f.spec.key for f in figures if f.figure is not None],
         {f.spec.key: f.missing for f in figures if f.missing},
-        has_reliability,
+        image is not None,
+        {
+            file: problem
+            for file, problem in ((CARD_FILE, card_problem), (RELIABILITY_FILE, image_problem))
+            if problem is not None
+        },
     )
+
+
+def _check_writable(out: Path) -> None:
+    """Make ``out`` and write a scratch file there, so that a place the report cannot go fails before any drawing."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise _unwritable(out, exc, name_file=False) from None
+
+
+def _unwritable(out: Path, exc: OSError, name_file: bool = True) -> StudyError:
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if name_file and exc.filename and str(exc.filename) != str(out) else ""
+    return StudyError(
+        f"{out}: cannot write the report there ({reason}{where}); pass --out with a folder you can write, or free "
+        "disk space"
+    )
+
+
+def _read_reliability(path: Path) -> tuple[bytes | None, str | None]:
+    """The PNG of the best model's reliability diagram (None when ``best/`` has none), and why it could not be read
+    if it is damaged or hostile (the page says so in its place: a picture is not worth failing the report)."""
+    if not path.exists() and not path.is_symlink():
+        return None, None
+    try:
+        return read_file_capped(path, "reliability diagram"), None
+    except FileNotFoundError:  # a symlink to nothing
+        return None, None
+    except WeightsError as exc:
+        return None, str(exc)
+
+
+def _read_card(best: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``best/model.json`` (None if absent), and why it could not be read if it is damaged or hostile."""
+    if not (best / CARD_FILE).exists() and not (best / CARD_FILE).is_symlink():
+        return None, None
+    try:
+        return read_card(best), None
+    except WeightsError as exc:
+        return None, str(exc)
 
 
 _STYLE = """
@@ -146,7 +198,8 @@ def _page(
     metric: str,
     figures: list[StudyFigure],
     card: dict[str, Any] | None,
-    reliability: Path | None,
+    reliability: tuple[bytes | None, str | None],
+    card_problem: str | None = None,
 ) -> str:
     import plotly.io as pio
     import plotly.offline
@@ -177,7 +230,9 @@ def _page(
         metrics = best.user_attrs.get("metrics", {})
         if metrics:
             parts.append("<h3>Validation metrics at the best epoch</h3>" + _table(sorted(metrics.items())))
-        if card is not None and card.get("trial") != best.number:
+        if card_problem is not None:
+            parts.append(f'<p class="missing">{html.escape(card_problem)}</p>')
+        elif card is not None and card.get("trial") != best.number:
             parts.append(
                 f'<p class="missing">best/model.json holds trial {html.escape(str(card.get("trial")))}: the best '
                 "trial's weights were written on another host sharing this storage.</p>"
@@ -194,9 +249,12 @@ def _page(
             "</figure></section>"
         )
     parts.append('<section id="reliability"><h2>Reliability diagram</h2>')
-    if reliability is not None:
-        data = base64.b64encode(reliability.read_bytes()).decode("ascii")
+    image, image_problem = reliability
+    if image is not None:
+        data = base64.b64encode(image).decode("ascii")
         parts.append(f'<img alt="Reliability diagram of the best model" src="data:image/png;base64,{data}">')
+    elif image_problem is not None:
+        parts.append(f'<p class="missing">Not available: {html.escape(image_problem)}</p>')
     else:
         parts.append('<p class="missing">Not available: best/reliability.png has not been written for this study.</p>')
     parts.append("</section>")

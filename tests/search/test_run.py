@@ -165,21 +165,18 @@ def _read_only(folder: Path):
 def test_unwritable_study_folder_fails_cleanly_and_keeps_best(write_space, tmp_path: Path) -> None:
     root = tmp_path / "studies"
     storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    weak = tiny_space(
-        study={"n_trials": 1, "metric": "val/loss"},
-        training={"max_epochs": 1},
-        params={"lr": 1e-5, "optimizer": "sgd", "momentum": 0.0},
+    # One experiment (a study refuses another): trial 0 learns almost nothing, trial 1 learns; both queued up front.
+    doc = tiny_space(
+        study={"n_trials": 1, "metric": "val/loss", "enqueue": [{"lr": 1e-5}, {"lr": 0.05}]},
+        training={"max_epochs": 5},
+        params={"lr": {"type": "categorical", "choices": [1e-5, 0.05]}, "optimizer": "adam", "momentum": 0.0},
     )
-    run_study(load_experiment(write_space(weak, name="weak.yaml")), root=root, storage=storage)
+    space = write_space(doc, name="space.yaml")
+    run_study(load_experiment(space), root=root, storage=storage)
     best = root / "tiny" / "best"
     before = {name: (best / name).read_bytes() for name in ("model.pt", "model.json")}
-    strong = tiny_space(
-        study={"n_trials": 2, "metric": "val/loss"},
-        training={"max_epochs": 5},
-        params={"lr": 0.05, "optimizer": "adam", "momentum": 0.0},
-    )
     with _read_only(root / "tiny"), pytest.raises(StudyError) as info:
-        run_study(load_experiment(write_space(strong, name="strong.yaml")), root=root, storage=storage)
+        run_study(load_experiment(space).with_overrides(n_trials=2), root=root, storage=storage)
     message = str(info.value)
     assert "cannot write the best weights of trial 1" in message and "still holds trial 0" in message
     assert {name: (best / name).read_bytes() for name in ("model.pt", "model.json")} == before
