@@ -13,6 +13,9 @@ from hpo.errors import ConfigError
 
 __all__ = ["apply_overrides", "is_override"]
 
+#: The keys of a parameter's range (``params.lr.high``): what follows a parameter's (possibly dotted) name.
+_SPEC_KEYS = {"type", "low", "high", "log", "step", "choices", "value", "condition"}
+
 
 def is_override(text: str) -> bool:
     """Whether a command-line word is an override (``key.path=value``) rather than a file name."""
@@ -52,6 +55,10 @@ def apply_overrides(raw: Any, overrides: Sequence[str]) -> Any:
                 "params.lr.high=0.3"
             )
         parts = key.strip().split(".")
+        if parts[0] == "params" and len(parts) > 2:
+            # A parameter's name may hold dots (preprocessing.numeric): it runs up to the first key of a range.
+            cut = next((k for k in range(2, len(parts)) if parts[k] in _SPEC_KEYS), len(parts))
+            parts = [parts[0], ".".join(parts[1:cut]), *parts[cut:]]
         node: Any = doc
         i = 0
         while True:
