@@ -63,10 +63,20 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
             click.echo(f"  {key}: {format_number(value)}")
     if summary.weights_status == "ok":
         click.echo(f"Weights: {summary.weights_dir}/model.pt (+ model.json)")
-    elif summary.weights_status == "stale":
+    elif (
+        summary.weights_status == "stale"
+        and summary.worker
+        and summary.worker.rsplit(":", 1)[0] != socket.gethostname()
+    ):
         click.echo(
             f"Weights: {summary.weights_dir} holds an older trial; the best trial's weights were written by "
             f"{_host(summary.worker)} sharing this storage."
+        )
+    elif summary.weights_status == "stale":
+        click.echo(
+            f"Weights: {summary.weights_dir} holds an older trial: a run on this host was stopped between recording "
+            "the best trial and saving its weights (or best/ could not be written then); rerun the same `hpo run` "
+            "command to repair best/."
         )
     else:
         click.echo(f"Weights: none under this root; they live on {_host(summary.worker)}, which ran the best trial.")

@@ -34,6 +34,9 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
     metavar="COL",
     help="Copy this input column to the output (repeatable; default: the model's id columns the input has).",
 )
+@click.option(
+    "--allow-stale", is_flag=True, help="Use best/ even when the study's storage says another trial is the best."
+)
 @root_option
 @click.option("--device", help="Where the model runs, e.g. cpu or cuda:1 (default: a CUDA GPU if any, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
@@ -45,6 +48,7 @@ def predict(
     model_dir: Path | None,
     output: Path | None,
     keep: tuple[str, ...],
+    allow_stale: bool,
     root: Path,
     device: str | None,
     as_json: bool,
@@ -81,7 +85,9 @@ def predict(
     predictor = (
         load_model(model_dir, device)
         if model_dir is not None
-        else load_best(validate_study_name(study_name or "default", "--study"), root, device, trial=trial)
+        else load_best(
+            validate_study_name(study_name or "default", "--study"), root, device, trial=trial, allow_stale=allow_stale
+        )
     )
     summary = predict_csv(predictor, input_csv, output, keep=keep)
     if as_json:

@@ -201,6 +201,7 @@ def _run_here(
                 on_data=None if WORKER_INDEX_ENV in os.environ else lambda data: _print_data(data, out),
                 finalize=WORKER_INDEX_ENV not in os.environ,
                 warm_start=warm_start,
+                on_note=lambda line: click.echo(f"note: {line}", err=True),
             )
         except KeyboardInterrupt:
             progress.stop()

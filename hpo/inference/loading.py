@@ -116,6 +116,8 @@ def load_best(
     minimize: str | None = None,
     where: str | Sequence[str] = (),
     ensemble: bool = True,
+    allow_stale: bool = False,
+    storage: str | None = None,
 ) -> Predictor | EnsemblePredictor:
     """Load the best model of a study (``<root>/<study>/best``) as a :class:`Predictor`, in eval mode; when the study
     built an ensemble (``inference.ensemble``) and nothing picks one trial, the :class:`EnsemblePredictor` instead.
@@ -135,6 +137,10 @@ def load_best(
         device: where the model runs.
         trial: the trial to load.
         ensemble: False loads the single best model even when ``best/ensemble/`` exists.
+        allow_stale: load ``best/`` even when the study's storage says another trial is the best (a run was killed
+            between recording a trial and saving its weights; the next ``hpo run`` repairs it).
+        storage: the study's storage URL (default ``$HPO_STORAGE``, else the study's own SQLite file); used only to
+            check that ``best/`` holds the storage's best trial.
         maximize: the metric whose highest value wins, e.g. ``"val/auroc"``.
         minimize: the metric whose lowest value wins, e.g. ``"model/latency_ms"``.
         where: one constraint or a list, e.g. ``"model/params <= 50000"``.
@@ -159,7 +165,32 @@ def load_best(
     if not best.exists():
         raise WeightsError(f"{best}: no best weights yet for study {name!r}; run `hpo run` until a trial completes")
     picks_one = trial is not None or maximize is not None or minimize is not None or bool(where)
+    if not picks_one and not allow_stale and not isinstance(study, Path) and "/" not in str(study):
+        _refuse_stale(best, name, Path(root), storage)
     if ensemble and not picks_one and (best / ENSEMBLE_DIR / CARD_FILE).is_file():
         return load_model(best / ENSEMBLE_DIR, device)
     folder = choose_folder(best, trial=trial, maximize=maximize, minimize=minimize, where=where)
     return load_model(folder, device)
+
+
+def _refuse_stale(best: Path, name: str, root: Path, storage: str | None) -> None:
+    """Refuse a single-objective ``best/`` that holds another trial than its storage's best (when the storage can be
+    read; a ``best/`` copied away from its study is not checked)."""
+    if not (best / CARD_FILE).is_file():
+        return
+    from hpo.errors import StudyError
+    from hpo.study.access import best_trial, load_study
+
+    try:
+        study, _, _ = load_study(name, root, storage)
+    except StudyError:
+        return
+    top = best_trial(study)
+    held = read_card(best).get("trial")
+    if top is not None and held != top.number:
+        raise WeightsError(
+            f"{best}: holds trial {held}, but the study's storage says its best trial is {top.number} (a run was "
+            "stopped between recording that trial and saving its weights, or they were written on another host); "
+            "rerun the same `hpo run` command to repair best/, or pass allow_stale=True (hpo predict --allow-stale) "
+            f"to use trial {held} anyway"
+        )

@@ -18,6 +18,7 @@ from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 from hpo.search.ask_lock import AskLock
 from hpo.search.finalize import Finalization, finalize_study
+from hpo.search.reconcile import best_is_stale, reconcile_best
 from hpo.search.warm_start import WarmStart, enqueue_configurations
 from hpo.study.access import (
     FINISHED_STATES,
@@ -143,6 +144,8 @@ def finished_study_result(
         return None  # no such study (or storage) yet: the normal path creates it, or reports why it cannot
     if count_finished(study) < budget:
         return None
+    if best_is_stale(study, StudyPaths(root, experiment.study.name)):
+        return None  # best/ needs repairing: the full path does it
     study, paths, url = create_or_resume_study(experiment, root=root, storage=storage)
     check_fingerprint(study, experiment, url)
     return study_result(study, paths, url, budget, 0, False)
@@ -161,6 +164,7 @@ def run_study(
     on_data: Callable[[PreparedData], None] | None = None,
     finalize: bool = True,
     warm_start: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Create or resume the study of ``experiment`` and run it until ``n_trials`` trials have finished.
 
@@ -181,6 +185,7 @@ def run_study(
         on_data: called once with the checked data (its columns, rows left out), before the study is opened.
         warm_start: (where from, configurations) to queue as the first trials of a new study, with the file's
             ``study.enqueue`` (see :mod:`hpo.search.warm_start`); a resumed study queues nothing.
+        on_note: called with one line when the run repaired something (a ``best/`` behind the storage).
         finalize: when this run finishes the budget, refit, build the ensemble and score the test split as the file
             asks (see :mod:`hpo.search.finalize`); workers of one ``--workers`` run leave that to their parent.
 
@@ -207,6 +212,9 @@ def run_study(
         torch.set_num_threads(max(1, threads))
     publisher = BestModelPublisher(experiment, data, paths)
     objective = Objective(experiment, data, paths, on_complete=publisher.prepare)
+    repaired = reconcile_best(study, paths, publisher, objective)
+    if repaired is not None and on_note is not None:
+        on_note(repaired.describe())
     loop = _TrialLoop(experiment, study, paths, url, objective, publisher)
     result = replace(loop.run(on_trial_end, should_stop, poll_seconds), warm_start=warm)
     if finalize and not result.stopped_early and result.budget is not None and result.finished >= result.budget:

@@ -11,7 +11,14 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from hpo.paths import StudyPaths
 
-__all__ = ["ARTIFACTS_ATTR", "ARTIFACTS_ERROR_ATTR", "artifact_store", "artifacts_dir", "attach_files"]
+__all__ = [
+    "ARTIFACTS_ATTR",
+    "ARTIFACTS_ERROR_ATTR",
+    "artifact_store",
+    "artifacts_dir",
+    "attach_files",
+    "read_attached_files",
+]
 
 #: The user attribute of a trial that maps each attached file name to its artifact id.
 ARTIFACTS_ATTR = "artifacts"
@@ -57,3 +64,20 @@ def attach_files(trial: optuna.Trial, files: Mapping[str, bytes], paths: StudyPa
             )
     trial.set_user_attr(ARTIFACTS_ATTR, ids)
     return ids
+
+
+def read_attached_files(trial: optuna.trial.FrozenTrial, paths: StudyPaths) -> dict[str, bytes] | None:
+    """The files attached to ``trial`` (name -> content) from this host's artifact store; None when any is missing
+    (the trial ran on another host, or the store was deleted)."""
+    ids = trial.user_attrs.get(ARTIFACTS_ATTR)
+    if not isinstance(ids, dict) or not ids:
+        return None
+    store = FileSystemArtifactStore(artifacts_dir(paths))
+    files: dict[str, bytes] = {}
+    for name, artifact_id in ids.items():
+        try:
+            with store.open_reader(str(artifact_id)) as handle:
+                files[str(name)] = handle.read()
+        except (OSError, optuna.artifacts.exceptions.ArtifactNotFound):
+            return None
+    return files
