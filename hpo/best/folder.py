@@ -51,6 +51,7 @@ __all__ = [
     "read_card",
     "read_file_capped",
     "read_front",
+    "remove_leftovers",
     "trial_folder",
     "update_best",
     "update_card",
@@ -477,3 +478,17 @@ def update_best(
 
         replace_best(paths, fill)
         return True
+
+
+def remove_leftovers(paths: StudyPaths) -> list[str]:
+    """Remove the temporary folders a killed promotion left beside ``best/`` (``.best-new-*``, ``.best-old-*``),
+    under the ``best/`` lock (so none of them belongs to a promotion in progress); returns their names."""
+    if not paths.study_dir.is_dir():
+        return []
+    with best_lock(paths):
+        removed = []
+        for item in paths.study_dir.iterdir():
+            if item.is_dir() and item.name.startswith((".best-new-", ".best-old-")):
+                shutil.rmtree(item, ignore_errors=True)
+                removed.append(item.name)
+        return removed

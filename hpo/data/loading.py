@@ -228,7 +228,7 @@ def read_csv_header(path: Path, *, missing: str, folder: str, empty: str) -> lis
     if path.is_dir():
         raise DataError(f"{path}: is a folder; {folder}")
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
@@ -254,7 +254,7 @@ def read_table(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}: column {name!r} appears more than once in the header; rename one of them")
         seen.add(name)
     try:
-        frame = pd.read_csv(path, encoding="utf-8", on_bad_lines="error", **read_csv_kwargs())
+        frame = pd.read_csv(path, encoding="utf-8-sig", on_bad_lines="error", **read_csv_kwargs())
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except pd.errors.EmptyDataError:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,6 +40,38 @@ def _architecture_mismatch(expected: dict[str, torch.Tensor], state: object) -> 
     return None
 
 
+def _read_weights(folder: Path, card: dict[str, Any]) -> tuple[dict[str, Any], Path, bytes]:
+    """``model.json``, the weights' path and bytes, read as one consistent pair.
+
+    ``best/`` is replaced by an atomic rename, but the card and the weights are two reads: a promotion can land
+    between them. When the sha256 does not match and the card has changed meanwhile, both are read again (a few
+    times); a mismatch with an unchanged card is damage.
+    """
+    for _ in range(_READ_ATTEMPTS):
+        path = folder / card["weights"]["file"]
+        try:
+            payload = path.read_bytes()
+        except FileNotFoundError:
+            payload = b""
+        except OSError as exc:
+            raise WeightsError(f"{path}: cannot be read ({exc.strerror})") from None
+        digest = hashlib.sha256(payload).hexdigest()
+        if digest == card["weights"]["sha256"]:
+            return card, path, payload
+        again = read_card(folder)
+        if again == card:
+            break
+        card = again
+        time.sleep(0.01)
+    raise WeightsError(
+        f"{path}: sha256 {digest[:12]}... does not match {card['weights']['sha256'][:12]}... recorded in "
+        f"{folder / CARD_FILE}; the file was changed or torn, rerun the study or restore it"
+    )
+
+
+_READ_ATTEMPTS = 5
+
+
 def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor | EnsemblePredictor:
     """Load the weights folder written by hpo (``studies/<study>/best``), checking its sha256 and architecture.
 
@@ -67,18 +101,8 @@ def load_model(folder: str | Path, device: str | torch.device | None = None) -> 
             f"{folder / CARD_FILE}: has no preprocessing (it was written by an older hpo that only standardised "
             "numbers); rerun the study with this version to write a loadable model"
         )
+    card, path, payload = _read_weights(folder, card)
     preprocessor = Preprocessor.from_json(card["preprocessing"], str(folder / CARD_FILE))
-    path = folder / card["weights"]["file"]
-    try:
-        payload = path.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"{path}: cannot be read ({exc.strerror})") from None
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != card["weights"]["sha256"]:
-        raise WeightsError(
-            f"{path}: sha256 {digest[:12]}... does not match {card['weights']['sha256'][:12]}... recorded in "
-            f"{folder / CARD_FILE}; the file was changed or torn, rerun the study or restore it"
-        )
     try:
         state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
     except Exception as exc:

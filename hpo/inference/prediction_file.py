@@ -145,7 +145,7 @@ def _stream(
         reader = pd.read_csv(
             path,
             chunksize=chunk_rows,
-            encoding="utf-8",
+            encoding="utf-8-sig",
             on_bad_lines="error",
             dtype={c: str for c in ids},  # kept columns are copied as written
             **{**read_csv_kwargs(), "low_memory": True},

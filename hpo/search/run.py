@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.best.folder import remove_leftovers
 from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData, load_data
 from hpo.errors import StudyError
@@ -148,6 +149,7 @@ def finished_study_result(
         return None  # best/ needs repairing: the full path does it
     study, paths, url = create_or_resume_study(experiment, root=root, storage=storage)
     check_fingerprint(study, experiment, url)
+    remove_leftovers(paths)
     return study_result(study, paths, url, budget, 0, False)
 
 
@@ -207,6 +209,7 @@ def run_study(
     training_device(experiment.training.accelerator, f"{experiment.file}: training.accelerator")
     study, paths, url = create_or_resume_study(experiment, root=root, storage=storage, worker_index=worker_index)
     check_fingerprint(study, experiment, url)
+    remove_leftovers(paths)  # temporary folders of a promotion killed mid-way
     warm = start_warm(study, experiment, warm_start)
     if threads is not None:
         torch.set_num_threads(max(1, threads))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -74,6 +76,7 @@ class WorkerPool:
                 text=True,
                 bufsize=1,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             self.processes.append(proc)
             reader = threading.Thread(target=self._relay, args=(index, proc, on_line), daemon=True)
@@ -103,6 +106,19 @@ class WorkerPool:
         for reader in self._readers:
             reader.join(timeout=5)
         return codes
+
+
+def _die_with_parent() -> None:
+    """In a worker, before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux), so that no worker is
+    left running as an orphan (a SIGTERM finishes its trial's bookkeeping the usual way)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: workers outlive a killed parent, as before
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def worker_command(argv: Sequence[str]) -> list[str]:
