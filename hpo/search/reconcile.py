@@ -41,8 +41,10 @@ class Reconciliation:
 
 
 def _ran_here(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether hpo ran ``trial`` on this host (a trial without hpo's ``worker`` attribute was added some other way:
+    its weights were never hpo's to keep)."""
     worker = trial.user_attrs.get("worker")
-    return not isinstance(worker, str) or worker.rsplit(":", 1)[0] == socket.gethostname()
+    return isinstance(worker, str) and worker.rsplit(":", 1)[0] == socket.gethostname()
 
 
 def best_is_stale(study: optuna.Study, paths: StudyPaths) -> bool:

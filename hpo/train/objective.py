@@ -301,6 +301,7 @@ class Objective:
     def retrain(self, number: int, params: dict[str, Any], value: float) -> TrainedModel:
         """Train trial ``number``'s configuration again exactly as the trial did (its seed, its split or CV fold 0),
         without logging or pruning; for an ensemble of trials whose weights were not kept."""
+        params = resolve_params(params, self.experiment)  # a trial's recorded params are complete; Optuna's are not
         model_kwargs = _model_kwargs(params, self.data)
         fold: Fold = 0 if self.data.folds else None
         best, outcome = self._fit(
@@ -325,6 +326,7 @@ class Objective:
         """Train trial ``number``'s configuration (its seed) on the training and validation rows together (all CV
         folds) for ``epochs`` epochs, and return the last epoch's ``state_dict``: no rows are left to choose by."""
         exp = self.experiment
+        params = resolve_params(params, exp)
         pl.seed_everything(exp.training.seed + number, workers=False, verbose=False)
         model_kwargs = _model_kwargs(params, self.data)
         module = BinaryClassifier(
