@@ -27,8 +27,45 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+class _SavedModel:
+    """What every saved model (one network, or an ensemble) reads from its ``model.json``: features, labels, threshold,
+    id columns, and the cut of probabilities into labels."""
+
+    card: dict[str, Any]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.card["features"])
+
+    @property
+    def labels(self) -> tuple[Any, Any]:
+        """``(negative, positive)`` in the training data's own values."""
+        return self.card["labels"]["negative"], self.card["labels"]["positive"]
+
+    @property
+    def threshold(self) -> float:
+        """Rows with a probability >= this are predicted positive."""
+        return float(self.card.get("threshold", {}).get("value", DEFAULT_THRESHOLD))
+
+    @property
+    def id_columns(self) -> tuple[str, ...]:
+        return tuple(self.card.get("data", {}).get("id_columns", ()))
+
+    def predict_proba(self, x: object) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, x: object) -> np.ndarray:
+        """Labels (the training data's own values) for the rows of ``x``: positive where the probability reaches
+        :attr:`threshold`. Takes the same inputs as :meth:`predict_proba`."""
+        return self.labels_of(self.predict_proba(x))
+
+    def labels_of(self, probabilities: np.ndarray) -> np.ndarray:
+        """Cut probabilities at :attr:`threshold` into the training data's label values."""
+        return np.asarray(self.labels)[(np.asarray(probabilities) >= self.threshold).astype(np.int64)]
+
+
 @dataclass(frozen=True)
-class Predictor:
+class Predictor(_SavedModel):
     """A trained model in eval mode with everything needed to use it on raw rows.
 
     Build it with :func:`hpo.load_model` or :func:`hpo.load_best`. ``predict_proba`` gives the probability of the
@@ -47,27 +84,9 @@ class Predictor:
     preprocessor: Preprocessor
 
     @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.card["features"])
-
-    @property
-    def labels(self) -> tuple[Any, Any]:
-        """``(negative, positive)`` in the training data's own values."""
-        return self.card["labels"]["negative"], self.card["labels"]["positive"]
-
-    @property
-    def threshold(self) -> float:
-        """Rows with a probability >= this are predicted positive."""
-        return float(self.card.get("threshold", {}).get("value", DEFAULT_THRESHOLD))
-
-    @property
     def temperature(self) -> float:
         """The logits are divided by this before the sigmoid (1.0: no temperature scaling)."""
         return float(self.card.get("temperature", 1.0))
-
-    @property
-    def id_columns(self) -> tuple[str, ...]:
-        return tuple(self.card.get("data", {}).get("id_columns", ()))
 
     def inputs(self, x: object, where: str = "predict_proba") -> tuple[np.ndarray, TransformCounts]:
         """Apply the saved preprocessing to raw rows: the network's float32 inputs, and what was met per column.
@@ -108,15 +127,6 @@ class Predictor:
         """
         return self.probabilities_of(self.inputs(x)[0])
 
-    def predict(self, x: object) -> np.ndarray:
-        """Labels (the training data's own values) for the rows of ``x``: positive where the probability reaches
-        :attr:`threshold`. Takes the same inputs as :meth:`predict_proba`."""
-        return self.labels_of(self.predict_proba(x))
-
-    def labels_of(self, probabilities: np.ndarray) -> np.ndarray:
-        """Cut probabilities at :attr:`threshold` into the training data's label values."""
-        return np.asarray(self.labels)[(np.asarray(probabilities) >= self.threshold).astype(np.int64)]
-
     def score_rows(self, frame: pd.DataFrame, where: str, first_line: int) -> tuple[np.ndarray, TransformCounts]:
         """Probabilities of raw rows read from a file (``first_line``: the file line of the first row), and what the
         preprocessing met in them."""
@@ -135,7 +145,7 @@ class Predictor:
 
 
 @dataclass(frozen=True)
-class EnsemblePredictor:
+class EnsemblePredictor(_SavedModel):
     """The mean of several saved models' probabilities (``best/ensemble/``), cut at the ensemble's own threshold.
 
     It takes the same raw rows as :class:`Predictor`; every member applies its own preprocessing and temperature.
@@ -146,22 +156,6 @@ class EnsemblePredictor:
     folder: Path
 
     @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.card["features"])
-
-    @property
-    def labels(self) -> tuple[Any, Any]:
-        return self.card["labels"]["negative"], self.card["labels"]["positive"]
-
-    @property
-    def threshold(self) -> float:
-        return float(self.card.get("threshold", {}).get("value", DEFAULT_THRESHOLD))
-
-    @property
-    def id_columns(self) -> tuple[str, ...]:
-        return tuple(self.card.get("data", {}).get("id_columns", ()))
-
-    @property
     def preprocessor(self) -> Preprocessor:
         """The first member's preprocessing (for checks of column names; each member applies its own)."""
         return self.members[0].preprocessor
@@ -169,12 +163,6 @@ class EnsemblePredictor:
     def predict_proba(self, x: object) -> np.ndarray:
         """The mean of the members' probabilities of the positive label (see :meth:`Predictor.predict_proba`)."""
         return np.mean([member.predict_proba(x) for member in self.members], axis=0)
-
-    def predict(self, x: object) -> np.ndarray:
-        return self.labels_of(self.predict_proba(x))
-
-    def labels_of(self, probabilities: np.ndarray) -> np.ndarray:
-        return np.asarray(self.labels)[(np.asarray(probabilities) >= self.threshold).astype(np.int64)]
 
     def score_rows(self, frame: pd.DataFrame, where: str, first_line: int) -> tuple[np.ndarray, TransformCounts]:
         scored = [member.score_rows(frame, where, first_line) for member in self.members]

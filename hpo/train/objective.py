@@ -42,8 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "activation": "relu",
     "preprocessing.numeric": DEFAULT_SCALING,
     "model.embedding": "none",
-    "model.embedding_dim": 16,
-    "model.n_frequencies": 16,
+    "model.embedding_dim": 8,
+    "model.n_frequencies": 8,
     "model.frequency_sigma": 0.1,
 }
 _MODEL_KEYS = ("n_layers", "hidden_size", "dropout", "activation")
@@ -219,14 +219,7 @@ class Objective:
         exp = self.experiment
         seed = exp.training.seed + trial.number
         pl.seed_everything(seed, workers=False, verbose=False)
-        module = BinaryClassifier(
-            MLP(**model_kwargs),
-            params["optimizer"],
-            params["lr"],
-            params["weight_decay"],
-            params.get("momentum", 0.0),
-            params["batch_size"],
-        )
+        module = _module(params, model_kwargs)
         best = BestEpochCallback(exp.study.metric, exp.study.direction, exp.training.early_stopping_patience)
         outcome = OutcomeCallback(exp.study, best, model_kwargs)
         callbacks: list[pl.Callback] = [best, outcome] if pruning is None else [best, pruning, outcome]
@@ -310,17 +303,7 @@ class Objective:
         if best.best_epoch < 0:
             raise optuna.TrialPruned(f"trial {number} kept no epoch when trained again")
         result = outcome.result()
-        return TrainedModel(
-            trial_number=number,
-            value=value,
-            params=params,
-            model_kwargs=model_kwargs,
-            state_dict=best.best_state,
-            metrics=result.metrics,
-            best_epoch=best.best_epoch,
-            values=result.values,
-            constraints=result.constraints,
-        )
+        return _trained(number, value, params, model_kwargs, best, result)
 
     def refit(self, number: int, params: dict[str, Any], epochs: int) -> dict[str, Any]:
         """Train trial ``number``'s configuration (its seed) on the training and validation rows together (all CV
@@ -329,14 +312,7 @@ class Objective:
         params = resolve_params(params, exp)
         pl.seed_everything(exp.training.seed + number, workers=False, verbose=False)
         model_kwargs = _model_kwargs(params, self.data)
-        module = BinaryClassifier(
-            MLP(**model_kwargs),
-            params["optimizer"],
-            params["lr"],
-            params["weight_decay"],
-            params.get("momentum", 0.0),
-            params["batch_size"],
-        )
+        module = _module(params, model_kwargs)
         x_train, y_train, _, _ = self.device_tensors(params["preprocessing.numeric"], "all")
         train = TensorBatches(x_train, y_train, len(x_train), shuffle=True, seed=exp.training.seed + number)
         training = replace(exp.training, max_epochs=max(1, epochs), early_stopping_patience=None)
@@ -358,20 +334,44 @@ class Objective:
     ) -> float | list[float]:
         for constraint, violation in result.constraints.items():
             trial.set_constraint(constraint, violation)  # Optuna's samplers prefer feasible trials
-        trained = TrainedModel(
-            trial_number=trial.number,
-            value=value,
-            params=params,
-            model_kwargs=model_kwargs,
-            state_dict=best.best_state,
-            metrics=result.metrics,
-            best_epoch=best.best_epoch,
-            values=result.values,
-            constraints=result.constraints,
-        )
+        trained = _trained(trial.number, value, params, model_kwargs, best, result)
         if self.on_complete is not None:
             self.on_complete(trial, trained)
         return list(result.values) if self.experiment.study.multi_objective else value
+
+
+def _module(params: dict[str, Any], model_kwargs: dict[str, Any]) -> BinaryClassifier:
+    """A fresh LightningModule around a fresh MLP, with the trial's optimizer settings."""
+    return BinaryClassifier(
+        MLP(**model_kwargs),
+        params["optimizer"],
+        params["lr"],
+        params["weight_decay"],
+        params.get("momentum", 0.0),
+        params["batch_size"],
+    )
+
+
+def _trained(
+    number: int,
+    value: float,
+    params: dict[str, Any],
+    model_kwargs: dict[str, Any],
+    best: BestEpochCallback,
+    result: Any,
+) -> TrainedModel:
+    """The :class:`TrainedModel` of trial ``number``: its best epoch's weights and its outcome."""
+    return TrainedModel(
+        trial_number=number,
+        value=value,
+        params=params,
+        model_kwargs=model_kwargs,
+        state_dict=best.best_state,
+        metrics=result.metrics,
+        best_epoch=best.best_epoch,
+        values=result.values,
+        constraints=result.constraints,
+    )
 
 
 def _set_metric_attrs(trial: optuna.Trial, metrics: dict[str, float]) -> None:
