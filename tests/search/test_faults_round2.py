@@ -64,7 +64,8 @@ def test_a_csv_with_a_byte_order_mark_trains_and_predicts(tmp_path: Path) -> Non
     root = ["--root", str(tmp_path / "studies")]
     result = CliRunner().invoke(main, ["run", str(tmp_path / "space.yaml"), *root])
     assert result.exit_code == 0, result.output
-    scored = CliRunner().invoke(main, ["predict", "--study", "bom", *root, str(tmp_path / "bom.csv"), "-o", "o.csv"])
+    out = str(tmp_path / "o.csv")
+    scored = CliRunner().invoke(main, ["predict", "--study", "bom", *root, str(tmp_path / "bom.csv"), "-o", out])
     assert scored.exit_code == 0, scored.output
     import json
 
