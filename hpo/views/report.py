@@ -224,12 +224,23 @@ def _page(
         parts.append('<p class="missing">No completed trial yet: run <code>hpo run</code> until one completes.</p>')
     else:
         parts.append("<h2>Best trial</h2>")
-        parts.append(_table([("trial", best.number), (metric, best.value)]))
+        folds = len(best.user_attrs.get("cv_values") or [])
+        measured = f"mean of {folds} CV folds" if folds else "validation split"
+        parts.append(_table([("trial", best.number), (f"{metric} ({measured}, used to select it)", best.value)]))
         params = best.user_attrs.get("params", best.params)
         parts.append("<h3>Parameters</h3>" + _table(sorted(params.items()), ("parameter", "value")))
         metrics = best.user_attrs.get("metrics", {})
         if metrics:
-            parts.append("<h3>Validation metrics at the best epoch</h3>" + _table(sorted(metrics.items())))
+            parts.append(f"<h3>Metrics at the best epoch ({measured})</h3>" + _table(sorted(metrics.items())))
+        if card is not None and card.get("trial") == best.number:
+            for key, title in (("test", "the saved model"), ("ensemble_test", "the ensemble")):
+                scores = card.get(key)
+                if isinstance(scores, dict):
+                    rows = [(name, value) for name, value in scores.items() if name != "split"]
+                    parts.append(
+                        f"<h3>Test split: {title} ({html.escape(str(scores.get('n')))} held-out rows, never seen by "
+                        "the search; AUROC with a bootstrap 95% interval)</h3>" + _table(rows)
+                    )
         if card_problem is not None:
             parts.append(f'<p class="missing">{html.escape(card_problem)}</p>')
         elif card is not None and card.get("trial") != best.number:

@@ -84,6 +84,12 @@ def test_a_test_split_is_held_out_and_scored_once_with_an_interval(tmp_path: Pat
     assert roc_auc_score(frame["y"].iloc[card["data"]["test_rows"]], p) == pytest.approx(test["auroc"], abs=1e-9)
     shown = CliRunner().invoke(main, ["best", "--study", "held", "--root", str(tmp_path / "studies"), "--json"])
     assert json.loads(shown.stdout)["test"]["auroc"] == test["auroc"]
+    report = CliRunner().invoke(
+        main, ["report", "--study", "held", "--root", str(tmp_path / "studies"), "--out", str(tmp_path / "report")]
+    )
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Test split: the saved model (104 held-out rows" in page and "validation split, used to select it" in page
     # hpo evaluate gives the same numbers again.
     again = CliRunner().invoke(main, ["evaluate", "--study", "held", "--root", str(tmp_path / "studies"), "--json"])
     assert again.exit_code == 0 and json.loads(again.stdout)["test"]["auroc"] == test["auroc"]
