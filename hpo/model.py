@@ -43,7 +43,7 @@ class PeriodicEmbeddings(nn.Module):
     """
 
     def __init__(
-        self, n_inputs: int, embedding_dim: int = 16, n_frequencies: int = 16, frequency_sigma: float = 0.1
+        self, n_inputs: int, embedding_dim: int = 8, n_frequencies: int = 8, frequency_sigma: float = 0.1
     ) -> None:
         super().__init__()
         for name, value in (("n_inputs", n_inputs), ("embedding_dim", embedding_dim), ("n_frequencies", n_frequencies)):
@@ -87,8 +87,8 @@ class EmbeddedInputs(nn.Module):
         self,
         n_features: int,
         embedded_inputs: Sequence[int],
-        embedding_dim: int = 16,
-        n_frequencies: int = 16,
+        embedding_dim: int = 8,
+        n_frequencies: int = 8,
         frequency_sigma: float = 0.1,
     ) -> None:
         super().__init__()
@@ -150,8 +150,8 @@ class MLP(nn.Module):
         activation: str = "relu",
         embedding: str = "none",
         embedded_inputs: Sequence[int] = (),
-        embedding_dim: int = 16,
-        n_frequencies: int = 16,
+        embedding_dim: int = 8,
+        n_frequencies: int = 8,
         frequency_sigma: float = 0.1,
     ) -> None:
         super().__init__()

@@ -46,6 +46,7 @@ from hpo.data.preprocessing import (
 )
 from hpo.errors import HpoError
 from hpo.inference.predictor import Predictor
+from hpo.model import EmbeddedInputs
 
 if TYPE_CHECKING:
     import onnx
@@ -292,6 +293,38 @@ def _categorical(g: _GraphBuilder, column: CategoricalColumn) -> str:
     return g.op("Cast", [hot], f"{name}/one_hot", to=g.onnx.TensorProto.FLOAT)
 
 
+def _periodic_embeddings(g: _GraphBuilder, layer: EmbeddedInputs, x: str, hint: str) -> str:
+    """:class:`hpo.model.EmbeddedInputs` as ONNX nodes: the embedded columns through sin/cos of learned frequencies,
+    a per-input linear map (one Einsum) and ReLU, flattened, then the passed-through columns."""
+    periodic = layer.periodic
+    embedded = layer.embedded.cpu().numpy().astype(np.int64)
+    passed = layer.passed.cpu().numpy().astype(np.int64)
+    frequencies = (2 * np.pi * periodic.frequencies.detach().cpu().numpy()).astype(np.float32)  # (k, f)
+    weight = periodic.weight.detach().cpu().numpy().astype(np.float32)  # (k, 2f, d)
+    bias = periodic.bias.detach().cpu().numpy().astype(np.float32)  # (k, d)
+    columns = g.op("Gather", [x, g.const(embedded, f"{hint}.embedded", np.int64)], f"{hint}/columns", axis=1)
+    angles = g.op(
+        "Mul",
+        [g.op("Unsqueeze", [columns, g.const([2], f"{hint}/axis", np.int64)], f"{hint}/unsqueeze"),
+         g.const(frequencies, f"{hint}.frequencies", np.float32)],
+        f"{hint}/angles",
+    )  # fmt: skip
+    features = g.op(
+        "Concat", [g.op("Sin", [angles], f"{hint}/sin"), g.op("Cos", [angles], f"{hint}/cos")], f"{hint}/sincos", axis=2
+    )
+    mapped = g.op(
+        "Einsum", [features, g.const(weight, f"{hint}.weight", np.float32)], f"{hint}/map", equation="nkf,kfd->nkd"
+    )
+    out = g.op(
+        "Relu", [g.op("Add", [mapped, g.const(bias, f"{hint}.bias", np.float32)], f"{hint}/bias")], f"{hint}/relu"
+    )
+    flat = g.op("Reshape", [out, g.const([0, -1], f"{hint}/shape", np.int64)], f"{hint}/flat")
+    if not len(passed):
+        return flat
+    rest = g.op("Gather", [x, g.const(passed, f"{hint}.passed", np.int64)], f"{hint}/passed", axis=1)
+    return g.op("Concat", [flat, rest], f"{hint}/out", axis=1)
+
+
 def _network(g: _GraphBuilder, model: nn.Module, x: str) -> str:
     """The MLP's layers as ONNX nodes on the float32 matrix ``x``; returns its [N, 1] logits."""
     net = getattr(model, "net", None)
@@ -307,6 +340,8 @@ def _network(g: _GraphBuilder, model: nn.Module, x: str) -> str:
             if layer.bias is not None:
                 inputs.append(g.const(layer.bias.detach().cpu().numpy(), f"{hint}.bias", np.float32))
             x = g.op("Gemm", inputs, hint, transB=1)
+        elif isinstance(layer, EmbeddedInputs):
+            x = _periodic_embeddings(g, layer, x, hint)
         elif isinstance(layer, nn.Dropout):
             continue  # the identity in eval mode
         elif isinstance(layer, nn.ReLU):

@@ -77,7 +77,7 @@ def messy_frame(rows: int, seed: int) -> pd.DataFrame:
     return frame
 
 
-def _train(tmp_path: Path, scaling: str) -> Path:
+def _train(tmp_path: Path, scaling: str, embedding: str = "none") -> Path:
     csv = tmp_path / "train.csv"
     messy_frame(240, seed=0).to_csv(csv, index=False)
     space = {
@@ -85,7 +85,13 @@ def _train(tmp_path: Path, scaling: str) -> Path:
         "data": {"path": str(csv), "target": "bought", "id_columns": ["customer"], "categorical": ["grade"]},
         "training": {"max_epochs": 3, "batch_size": 64},
         "inference": {"threshold": "max_f1", "temperature_scaling": True},
-        "params": {"lr": 0.02, "hidden_size": 16, "activation": "gelu", "preprocessing.numeric": scaling},
+        "params": {
+            "lr": 0.02,
+            "hidden_size": 16,
+            "activation": "gelu",
+            "preprocessing.numeric": scaling,
+            "model.embedding": embedding,
+        },
     }
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(space), encoding="utf-8")
@@ -96,11 +102,14 @@ def _train(tmp_path: Path, scaling: str) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scaling", ["standard", "robust", "quantile"])
-def test_export_runs_in_onnxruntime_alone_and_matches_hpo_predict(tmp_path: Path, scaling: str) -> None:
-    root = _train(tmp_path, scaling)
+@pytest.mark.parametrize(
+    ("scaling", "embedding"), [("standard", "none"), ("robust", "none"), ("quantile", "none"), ("robust", "periodic")]
+)
+def test_export_runs_in_onnxruntime_alone_and_matches_hpo_predict(tmp_path: Path, scaling: str, embedding: str) -> None:
+    root = _train(tmp_path, scaling, embedding)
     card = json.loads((root / "exp" / "best" / "model.json").read_text())
     assert card["params"]["preprocessing.numeric"] == scaling
+    assert card["model"]["kwargs"].get("embedding", "none") == embedding
     encodings = {c["name"]: (c["kind"], c.get("encoding")) for c in card["preprocessing"]["columns"]}
     assert encodings["city"] == ("categorical", "one_hot") and encodings["member"] == ("categorical", "binary")
     assert encodings["grade"] == ("categorical", "one_hot") and encodings["age"][0] == "numeric"
