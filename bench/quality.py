@@ -488,8 +488,8 @@ def render(results: Results, all_methods: list[Method], names: list[str], seeds:
         error = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
         higher = sum(x > 0 for x in diffs)
         return (
-            f"paired over the {len(diffs)} splits, hpo minus it is {_signed(statistics.mean(diffs))} ± {error:.4f} "
-            f"(standard error), hpo higher on {higher} of {len(diffs)}"
+            f"paired over the {len(diffs)} splits, hpo tuned minus it is {_signed(statistics.mean(diffs))} ± "
+            f"{error:.4f} (standard error), hpo tuned higher on {higher} of {len(diffs)}"
         )
 
     if hgb in means:
@@ -531,6 +531,9 @@ def render(results: Results, all_methods: list[Method], names: list[str], seeds:
             "## Targets",
             "",
             *targets,
+            "",
+            "Per data set most differences are smaller than the spread between splits (the ± figures below); the "
+            "paired figures over all splits are the better guide to which method is ahead.",
             "",
             "## Test AUROC",
             "",
