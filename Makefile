@@ -42,8 +42,10 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.run_all
 	$(BIN)/python bench/memory.py
+	$(BIN)/python -m bench.quality   # docs/quality.md: about 20 minutes on 2 cores
 
 lint: install
 	$(BIN)/ruff check hpo tests
