@@ -44,32 +44,46 @@ def _read_weights(folder: Path, card: dict[str, Any]) -> tuple[dict[str, Any], P
     """``model.json``, the weights' path and bytes, read as one consistent pair.
 
     ``best/`` is replaced by an atomic rename, but the card and the weights are two reads: a promotion can land
-    between them. When the sha256 does not match and the card has changed meanwhile, both are read again (a few
-    times); a mismatch with an unchanged card is damage.
+    between them. Both are therefore read through one handle on the folder (``/proc/self/fd``), that is from the same
+    directory whatever is renamed meanwhile; when a promotion deletes that directory during the reads, they are
+    retried on the new one. A mismatch inside one directory is damage.
     """
+    path = folder / card["weights"]["file"]
     for _ in range(_READ_ATTEMPTS):
-        path = folder / card["weights"]["file"]
         try:
-            payload = path.read_bytes()
-        except FileNotFoundError:
-            payload = b""
+            handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            handle = None
+        pinned = Path(f"/proc/self/fd/{handle}") if handle is not None else folder
+        if not pinned.is_dir():
+            pinned = folder  # no /proc here: plain paths (a rare torn read then reports as damage)
+        try:
+            card = read_card(pinned)
+            payload = (pinned / card["weights"]["file"]).read_bytes()
+        except (FileNotFoundError, WeightsError):
+            time.sleep(0.01)  # the directory was being deleted by a promotion: read the new one
+            continue
         except OSError as exc:
             raise WeightsError(f"{path}: cannot be read ({exc.strerror})") from None
+        finally:
+            if handle is not None:
+                os.close(handle)
+        path = folder / card["weights"]["file"]
         digest = hashlib.sha256(payload).hexdigest()
         if digest == card["weights"]["sha256"]:
             return card, path, payload
-        again = read_card(folder)
-        if again == card:
-            break
-        card = again
-        time.sleep(0.01)
-    raise WeightsError(
-        f"{path}: sha256 {digest[:12]}... does not match {card['weights']['sha256'][:12]}... recorded in "
-        f"{folder / CARD_FILE}; the file was changed or torn, rerun the study or restore it"
-    )
+        raise WeightsError(
+            f"{path}: sha256 {digest[:12]}... does not match {card['weights']['sha256'][:12]}... recorded in "
+            f"{folder / CARD_FILE}; the file was changed or torn, rerun the study or restore it"
+        )
+    card = read_card(folder)  # a persistent problem: report it with the real paths
+    path = folder / card["weights"]["file"]
+    if not path.exists():
+        raise WeightsError(f"{path}: not found, though {folder / CARD_FILE} names it; rerun the study or restore it")
+    raise WeightsError(f"{path}: cannot be read together with {folder / CARD_FILE}; rerun the study or restore it")
 
 
-_READ_ATTEMPTS = 5
+_READ_ATTEMPTS = 50
 
 
 def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor | EnsemblePredictor:
