@@ -60,6 +60,56 @@ storage_option = click.option(
 )
 
 
+def model_options(func: F) -> F:
+    """``--study``/``--trial``/``--model``/``--allow-stale``: which saved model a command uses (predict, export)."""
+    for option in reversed(
+        (
+            click.option("--study", "study_name", help="The best model of this study (default: 'default')."),
+            click.option(
+                "--trial", type=int, help="With --study: one trial's model, e.g. of a Pareto front (hpo best lists it)."
+            ),
+            click.option(
+                "--model",
+                "model_dir",
+                type=click.Path(path_type=Path),
+                help="The model in this folder (one holding model.json and model.pt) instead of a study's best.",
+            ),
+            click.option(
+                "--allow-stale",
+                is_flag=True,
+                help="Use best/ even when the study's storage says another trial is the best.",
+            ),
+        )
+    ):
+        func = option(func)
+    return func
+
+
+def load_chosen_model(
+    study_name: str | None, trial: int | None, model_dir: Path | None, root: Path, device: str | None, allow_stale: bool
+) -> Any:
+    """The saved model that :func:`model_options` chose (a ``Predictor``, or the study's ensemble).
+
+    Raises:
+        ConfigError: --study or --trial combined with --model.
+    """
+    from hpo.errors import ConfigError
+
+    if study_name is not None and model_dir is not None:
+        raise ConfigError("--study and --model: give one of them (a study's best model, or a model folder)")
+    if trial is not None and model_dir is not None:
+        raise ConfigError(
+            "--trial and --model: --trial picks a trial of --study's best/; a --model folder is one model"
+        )
+    from hpo.inference.loading import load_best, load_model
+    from hpo.paths import validate_study_name
+
+    if model_dir is not None:
+        return load_model(model_dir, device)
+    name = validate_study_name(study_name or "default", "--study")
+    return load_best(name, root, device, trial=trial, allow_stale=allow_stale)
+
+
 def quiet_libraries() -> None:
     import logging
     import warnings

@@ -7,20 +7,11 @@ from pathlib import Path
 
 import click
 
-from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
+from hpo.cli import EXIT_CODES_HELP, handles_errors, load_chosen_model, main, model_options, root_option
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.option("--study", "study_name", help="Export the best model of this study (default: 'default').")
-@click.option(
-    "--trial", type=int, help="With --study: the trial to export, e.g. one of a Pareto front (hpo best lists it)."
-)
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(path_type=Path),
-    help="Export the model in this folder (one holding model.json and model.pt) instead of a study's best.",
-)
+@model_options
 @click.option(
     "--format",
     "export_format",
@@ -44,6 +35,7 @@ def export(
     study_name: str | None,
     trial: int | None,
     model_dir: Path | None,
+    allow_stale: bool,
     export_format: str,
     output: Path,
     opset: int,
@@ -64,25 +56,10 @@ def export(
       hpo export --study pareto --trial 11 -o small.onnx
       hpo export --model studies/default/best -o default.onnx --json
     """
-    from hpo.errors import ConfigError
-
-    if study_name is not None and model_dir is not None:
-        raise ConfigError("--study and --model: give one of them (a study's best model, or a model folder)")
-    if trial is not None and model_dir is not None:
-        raise ConfigError(
-            "--trial and --model: --trial picks a trial of --study's best/; a --model folder is one model"
-        )
-    from hpo import load_best
     from hpo.inference.export import ExportError, export_onnx
-    from hpo.inference.loading import load_model
     from hpo.inference.predictor import Predictor
-    from hpo.paths import validate_study_name
 
-    predictor = (
-        load_model(model_dir, "cpu")
-        if model_dir is not None
-        else load_best(validate_study_name(study_name or "default", "--study"), root, "cpu", trial=trial)
-    )
+    predictor = load_chosen_model(study_name, trial, model_dir, root, "cpu", allow_stale)
     if not isinstance(predictor, Predictor):
         raise ExportError(
             f"{predictor.folder}: is a {type(predictor).__name__} (several models), and export writes one model; "

@@ -7,21 +7,12 @@ from pathlib import Path
 
 import click
 
-from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
+from hpo.cli import EXIT_CODES_HELP, handles_errors, load_chosen_model, main, model_options, root_option
 
 
 @main.command(epilog=EXIT_CODES_HELP)
+@model_options
 @click.argument("input_csv", type=click.Path(path_type=Path))
-@click.option("--study", "study_name", help="Use the best model of this study (default: 'default').")
-@click.option(
-    "--trial", type=int, help="With --study: the trial to use, e.g. one of a Pareto front (hpo best lists it)."
-)
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(path_type=Path),
-    help="Use the model in this folder (one holding model.json and model.pt) instead of a study's best.",
-)
 @click.option(
     "-o",
     "--output",
@@ -33,9 +24,6 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, main, root_option
     multiple=True,
     metavar="COL",
     help="Copy this input column to the output (repeatable; default: the model's id columns the input has).",
-)
-@click.option(
-    "--allow-stale", is_flag=True, help="Use best/ even when the study's storage says another trial is the best."
 )
 @root_option
 @click.option("--device", help="Where the model runs, e.g. cpu or cuda:1 (default: a CUDA GPU if any, else cpu).")
@@ -69,26 +57,9 @@ def predict(
       hpo predict --study pareto --trial 11 new_patients.csv
       hpo predict --study titanic passengers.csv --keep name
     """
-    from hpo.errors import ConfigError
-
-    if study_name is not None and model_dir is not None:
-        raise ConfigError("--study and --model: give one of them (a study's best model, or a model folder)")
-    if trial is not None and model_dir is not None:
-        raise ConfigError(
-            "--trial and --model: --trial picks a trial of --study's best/; a --model folder is one model"
-        )
-    from hpo import load_best
-    from hpo.inference.loading import load_model
     from hpo.inference.prediction_file import predict_csv
-    from hpo.paths import validate_study_name
 
-    predictor = (
-        load_model(model_dir, device)
-        if model_dir is not None
-        else load_best(
-            validate_study_name(study_name or "default", "--study"), root, device, trial=trial, allow_stale=allow_stale
-        )
-    )
+    predictor = load_chosen_model(study_name, trial, model_dir, root, device, allow_stale)
     summary = predict_csv(predictor, input_csv, output, keep=keep)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))

@@ -133,10 +133,15 @@ class PreparedData:
             )
         return self._variants[key]
 
+    def _any_prepared(self) -> Prepared:
+        """A variant already fitted (the columns and input widths are the same under every scaling and split), or
+        the default one: asking for the shape never fits a scaling no trial uses."""
+        return next(iter(self._variants.values()), None) or self.prepared()
+
     @property
     def n_features(self) -> int:
         """Inputs of the network (the same under every scaling)."""
-        return self.prepared().preprocessor.n_outputs
+        return self._any_prepared().preprocessor.n_outputs
 
     @property
     def x_train(self) -> np.ndarray:
@@ -182,7 +187,7 @@ class PreparedData:
 
     def describe_columns(self) -> list[dict[str, Any]]:
         """Per feature column: name, kind, blanks in the data, levels (categorical), and the network inputs it gives."""
-        described = {d["name"]: d for d in self.prepared().preprocessor.describe()}
+        described = {d["name"]: d for d in self._any_prepared().preprocessor.describe()}
         return [
             {
                 "name": c.name,
