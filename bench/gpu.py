@@ -1,7 +1,12 @@
-"""Figure 1 on a CUDA GPU: one hpo trial vs the plain PyTorch loop, both on the GPU (`python -m bench.gpu`).
+"""Figures 1 and 11 on a CUDA GPU (`python -m bench.gpu`).
 
-Under three minutes on one GPU. The trial runs with ``accelerator: auto`` (which picks the GPU) and keeps the data
-on the device; the plain loop does the same work on the same device. Writes docs/benchmarks-gpu.md (or --out).
+1. One hpo trial vs the plain PyTorch loop, both on the GPU.
+11. Population training: trials per GPU-minute with ``training.population`` P = 1, 16, 64 and 256 (small MLPs on
+    20k synthetic rows, 4 epochs, no pruning; P trials per population, at least 16 trials per run).
+
+Under five minutes on one GPU. The trials run with ``accelerator: auto`` (which picks the GPU) and keep the data on
+the device. Writes docs/benchmarks-gpu.md (or --out). ``--smoke`` runs figure 11 tiny on the CPU (a check of the
+script itself, not a measurement).
 """
 
 from __future__ import annotations
@@ -16,17 +21,52 @@ import optuna
 import torch
 
 from bench import training_cost
-from bench.common import environment
+from bench.common import environment, experiment
+from bench.population import NARROW_PARAMS, timed_run
 from hpo.train.device import training_device
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks-gpu.md"
+
+
+def population_rates(
+    accelerator: str, populations: tuple[int, ...], rows: int, epochs: int
+) -> list[tuple[int, int, float, float]]:
+    """(P, trials, seconds, best value) of a study of small MLPs run with each population size P."""
+    out = []
+    for population in populations:
+        trials = max(16, population)
+        doc = {
+            "study": {"name": f"gpu{population}", "n_trials": trials, "sampler": {"name": "tpe", "seed": 0}},
+            "training": {"max_epochs": epochs, "population": population, "batch_size": 256, "accelerator": accelerator},
+            "data": {"split_seed": 0},
+            "params": NARROW_PARAMS,
+        }
+        doc["study"]["pruner"] = {"name": "none"}
+        seconds, best, _ = timed_run(experiment(doc, rows))
+        out.append((population, trials, seconds, best))
+        print(f"  P={population}: {trials} trials in {seconds:.1f} s, best {best:.4f}", flush=True)
+    return out
+
+
+def _population_row(rates: list[tuple[int, int, float, float]]) -> str:
+    per_minute = {p: 60 * trials / seconds for p, trials, seconds, _ in rates}
+    measured = ", ".join(f"P={p}: {per_minute[p]:.0f}/min" for p in per_minute)
+    top = max(per_minute, key=lambda p: per_minute[p])
+    return (
+        "| 11. trials per GPU-minute, small MLPs on 20k rows (4 epochs, batch 256) | "
+        f"{measured} | P={top}: {per_minute[top] / per_minute[min(per_minute)]:.1f}x P=1 | >= 15x |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=OUT, help="the Markdown file to write")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each side (medians are reported)")
+    parser.add_argument("--smoke", action="store_true", help="figure 11 tiny, on the CPU: checks the script only")
     args = parser.parse_args()
+    if args.smoke:
+        print(_population_row(population_rates("cpu", (1, 16), 2000, 1)))
+        return
     if not torch.cuda.is_available():
         sys.exit(f"bench.gpu: torch {torch.__version__} sees no CUDA GPU here; run it on a machine with one")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -41,6 +81,8 @@ def main() -> None:
             f"{result['plain_s']:.3f} s | {result['ratio']:.2f} | <= 1.5 |"
         )
         print(rows[-1], flush=True)
+    rows.append(_population_row(population_rates("auto", (1, 16, 64, 256), 20_000, 4)))
+    print(rows[-1], flush=True)
     lines = [
         "# Benchmarks on a GPU",
         "",

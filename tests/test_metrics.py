@@ -28,3 +28,27 @@ def test_precision_and_recall_agree_with_torchmetrics() -> None:
         probs, labels = torch.sigmoid(logits), targets.long()
         assert float(metrics["val/precision"]) == pytest.approx(float(binary_precision(probs, labels)))
         assert float(metrics["val/recall"]) == pytest.approx(float(binary_recall(probs, labels)))
+
+
+def test_batched_metrics_equal_one_model_at_a_time() -> None:
+    """compute_metrics_batched gives each row what compute_metrics gives it, ties (rounded logits, saturated
+    probabilities, all equal) included."""
+    import torch
+
+    from hpo.metrics import compute_metrics, compute_metrics_batched
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        n = int(torch.randint(5, 300, (1,), generator=generator))
+        y = (torch.rand(n, generator=generator) > 0.6).float()
+        y[0], y[1] = 1.0, 0.0
+        logits = torch.randn(5, n, generator=generator) * float(torch.rand(1, generator=generator) * 30)
+        logits[1] = torch.round(logits[1])
+        logits[2] = logits[2] * 100
+        logits[3] = 0.0
+        batched = compute_metrics_batched(logits, y)
+        for row, got in zip(logits, batched, strict=True):
+            expected = {k: float(v) for k, v in compute_metrics(row, y).items()}
+            assert got.keys() == expected.keys()
+            for name, value in expected.items():
+                assert got[name] == pytest.approx(value, rel=1e-6, abs=1e-6), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -70,6 +71,13 @@ class _Interrupts:
 @click.option("--n-trials", type=int, help="Total finished trials the study should have (overrides study.n_trials).")
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
 @storage_option
+@click.option(
+    "--storage-retry",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="How long to keep retrying a lost storage connection (a database restart) before stopping with exit code "
+    "2; the running trial carries on meanwhile (default: $HPO_STORAGE_RETRY, else 60).",
+)
 @click.option("--seed", type=int, help="Seed of the sampler and of every trial's training.")
 @click.option(
     "--workers",
@@ -97,6 +105,7 @@ def run(
     n_trials: int | None,
     timeout: float | None,
     storage: str | None,
+    storage_retry: float | None,
     seed: int | None,
     workers: int,
     threads: int | None,
@@ -123,6 +132,15 @@ def run(
     """
     from hpo.config.experiment import load_experiment
     from hpo.config.overrides import is_override
+
+    if storage_retry is not None:
+        from hpo.study.retry import STORAGE_RETRY_ENV
+
+        if not math.isfinite(storage_retry):
+            raise click.BadParameter(f"must be a number of seconds, got {storage_retry}", param_hint="--storage-retry")
+
+        # The storage reads it from the environment, as this run's workers (and their own workers) do.
+        os.environ[STORAGE_RETRY_ENV] = repr(storage_retry)
 
     if is_override(str(space_file)) and not space_file.exists():
         # `hpo run training.max_epochs=5`: the default file, with overrides

@@ -11,7 +11,15 @@ import optuna
 
 from hpo.errors import ConfigError, key_path
 
-__all__ = ["PRUNERS", "SAMPLERS", "AlgorithmSettings", "build_pruner", "build_sampler", "parse_algorithm"]
+__all__ = [
+    "MIN_MAX_HISTORY",
+    "PRUNERS",
+    "SAMPLERS",
+    "AlgorithmSettings",
+    "build_pruner",
+    "build_sampler",
+    "parse_algorithm",
+]
 
 _Option = tuple[tuple[type, ...], str]  # accepted types, description
 _INT: tuple[type, ...] = (int,)
@@ -27,6 +35,7 @@ SAMPLERS: dict[str, dict[str, _Option]] = {
         "multivariate": (_BOOL, "true or false"),
         "group": (_BOOL, "true or false"),
         "constant_liar": (_BOOL, "true or false"),
+        "max_history": ((int, type(None)), "an integer >= 225, or null for the whole history"),
     },
     "random": {"seed": ((int, type(None)), "an integer")},
     "nsga2": {
@@ -70,6 +79,12 @@ PRUNERS: dict[str, dict[str, _Option]] = {
 }
 
 _STRINGS = {"min_resource": ("auto",), "max_resource": ("auto",), "qmc_type": ("sobol", "halton")}
+#: Options hpo applies itself rather than passing to the Optuna class: ``max_history`` (TPE sees only that many
+#: recent trials and the best ones; hpo.study.samplers applies it, with its own default when it is left out).
+_HPO_OPTIONS = {"tpe": ("max_history",)}
+#: The smallest ``max_history``: with the 25 best trials kept beside it TPE splits its good group (at most 25 trials,
+#: a tenth of the history) off at least 250 trials, so that group is the one it would take from the whole history.
+MIN_MAX_HISTORY = 225
 
 DEFAULT_SAMPLER: dict[str, Any] = {
     "name": "tpe",
@@ -123,11 +138,17 @@ def parse_algorithm(
             raise ConfigError(f"{where}.{key}: must be {desc}, got {value!r}")
         if isinstance(value, str) and value not in _STRINGS.get(key, ()):
             raise ConfigError(f"{where}.{key}: must be {desc}, got {value!r}")
+        if key == "max_history" and isinstance(value, int) and value < MIN_MAX_HISTORY:
+            raise ConfigError(
+                f"{where}.{key}: must be at least {MIN_MAX_HISTORY} (TPE takes its 25 best trials out of at least "
+                f"250), or null for the whole history, got {value!r}"
+            )
     return AlgorithmSettings(name, options)
 
 
 def build_sampler(settings: AlgorithmSettings, where: str = "study.sampler") -> optuna.samplers.BaseSampler:
-    """Build the Optuna sampler described by ``settings``."""
+    """Build the Optuna sampler described by ``settings``, without hpo's own options (``max_history``: a study runs
+    its sampler as :func:`hpo.study.samplers.build_sampler` builds it)."""
     cls: Any = {
         "tpe": optuna.samplers.TPESampler,
         "random": optuna.samplers.RandomSampler,
@@ -150,9 +171,11 @@ def build_pruner(settings: AlgorithmSettings, where: str = "study.pruner") -> op
 
 
 def _construct(cls: Any, settings: AlgorithmSettings, where: str) -> Any:
+    own = _HPO_OPTIONS.get(settings.name, ())
+    options = {k: v for k, v in settings.options.items() if k not in own}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return cls(**settings.options)
+            return cls(**options)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: invalid options for {settings.name!r}: {exc}") from None

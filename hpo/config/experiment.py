@@ -86,6 +86,12 @@ class StudySettings:
         return tuple(m for m in MODEL_METRICS if m in used)
 
 
+#: Trials trained at once by default (``training.population``): chosen from docs/benchmarks.md, figure 11.
+DEFAULT_POPULATION = 1
+#: The most trials one population may hold.
+MAX_POPULATION = 1024
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """Fixed training settings shared by every trial."""
@@ -97,6 +103,8 @@ class TrainingSettings:
     early_stopping_patience: int | None = None
     #: Retrain the best configuration on train + validation rows (all CV folds) when the study finishes.
     refit: bool = False
+    #: Trials trained together as one batched computation (hpo.train.population); 1 trains one trial at a time.
+    population: int = DEFAULT_POPULATION
 
 
 @dataclass(frozen=True)
@@ -282,7 +290,8 @@ def _parse_enqueue(raw: object, where: str) -> tuple[dict[str, Any], ...]:
 
 
 def _parse_training(raw: Mapping[str, Any], where: str) -> TrainingSettings:
-    check_keys(raw, {"max_epochs", "batch_size", "seed", "accelerator", "early_stopping_patience", "refit"}, where)
+    keys = {"max_epochs", "batch_size", "seed", "accelerator", "early_stopping_patience", "refit", "population"}
+    check_keys(raw, keys, where)
     refit = raw.get("refit", False)
     if not isinstance(refit, bool):
         raise ConfigError(f"{where}.refit: must be true or false, got {refit!r}")
@@ -296,4 +305,14 @@ def _parse_training(raw: Mapping[str, Any], where: str) -> TrainingSettings:
         accelerator=accelerator,
         early_stopping_patience=get_int(raw, "early_stopping_patience", None, where, low=1),
         refit=refit,
+        population=_population(raw, where),
     )
+
+
+def _population(raw: Mapping[str, Any], where: str) -> int:
+    population = get_int(raw, "population", DEFAULT_POPULATION, where, low=1) or DEFAULT_POPULATION
+    if population > MAX_POPULATION:
+        raise ConfigError(
+            f"{where}.population: must be at most {MAX_POPULATION} trials trained at once, got {population}"
+        )
+    return population

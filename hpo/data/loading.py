@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+import io
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -22,13 +26,33 @@ from hpo.data.preprocessing import (
 )
 from hpo.errors import DataError
 
-__all__ = ["DEFAULT_SCALING", "Prepared", "PreparedData", "load_data", "read_csv_header", "split_rows"]
+__all__ = [
+    "DEFAULT_MAX_DATA_BYTES",
+    "DEFAULT_SCALING",
+    "MAX_DATA_BYTES_ENV",
+    "Prepared",
+    "PreparedData",
+    "ReadLimitError",
+    "file_kind",
+    "load_data",
+    "open_regular_file",
+    "read_csv_header",
+    "split_rows",
+]
 
 Label = str | int | bool
 #: More feature columns than this is almost always a mistake (a transposed file, an index saved as columns).
 MAX_FEATURES = 10_000
 #: The numeric scaling when the search space does not set ``preprocessing.numeric``.
 DEFAULT_SCALING = "standard"
+#: Environment variable that caps the bytes of a data CSV, which is read whole into memory (``data.path``, and the
+#: training file that ``hpo evaluate`` scores again); ``hpo predict`` streams its input and is not capped.
+MAX_DATA_BYTES_ENV = "HPO_MAX_DATA_BYTES"
+#: The cap when ``$HPO_MAX_DATA_BYTES`` is not set: far beyond a tabular data set that trains in memory, yet a
+#: sparse file or one that never stops growing is refused before it exhausts the machine.
+DEFAULT_MAX_DATA_BYTES = 8 << 30
+#: The most bytes read to find a CSV's header line (10,000 columns of long names fit many times over).
+_MAX_HEADER_BYTES = 16 << 20
 
 
 #: Below this many rows of a class in a validation split (or fold), its AUROC is too noisy to select on alone.
@@ -221,45 +245,194 @@ def rows_text(rows: Sequence[int] | np.ndarray) -> str:
     return f"line{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
+def file_kind(mode: int) -> str | None:
+    """What a file of ``st_mode`` ``mode`` is, in words (``"a named pipe (FIFO)"``); None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+class ReadLimitError(Exception):
+    """More bytes were read from a file than its reader's limit allows (a line or a file too long to be data)."""
+
+
+class _CappedReader(io.RawIOBase):
+    """The bytes of an open file descriptor, raising :class:`ReadLimitError` once more than ``limit`` were read, and
+    ``failed`` (an error saying which file) when the system cannot read it."""
+
+    def __init__(self, fd: int, limit: int | None, failed: Callable[[OSError], Exception]) -> None:
+        super().__init__()
+        self._fd, self._limit, self._read, self._failed = fd, limit, 0, failed
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            n = os.readv(self._fd, [buffer])
+        except OSError as exc:
+            raise self._failed(exc) from None
+        self._read += n
+        if self._limit is not None and self._read > self._limit:
+            raise ReadLimitError(f"read more than {self._limit} bytes")
+        return n
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+@contextmanager
+def open_regular_file(
+    path: Path,
+    *,
+    limit: int | None = None,
+    refuse: type[Exception] = DataError,
+    fix: str = "",
+    name: Path | None = None,
+) -> Iterator[IO[bytes]]:
+    """A binary reader of the regular file ``path``; reading more than ``limit`` bytes from it (None: no limit) raises
+    :class:`ReadLimitError`, so a file that keeps growing cannot exhaust memory.
+
+    A folder, named pipe, device or socket (also behind a symlink) is refused before it is opened, since reading one
+    may block forever or never end; the file is then opened without blocking and checked again, so nothing can be
+    swapped in between. Messages name the file ``name`` (default ``path``), for a path opened through a handle.
+
+    Raises:
+        FileNotFoundError: there is no such file (callers say what that means).
+        DataError: (or ``refuse``) it is not a regular file (the message ends with ``fix``), or cannot be opened;
+            the reader raises it too when a read fails (an I/O error).
+    """
+    try:
+        kind = file_kind(os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC) if kind is None else -1
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise refuse(f"{name or path}: cannot be read ({exc.strerror or exc})") from None
+
+    def failed(exc: OSError) -> Exception:
+        return refuse(f"{name or path}: cannot be read ({exc.strerror or exc})")
+
+    try:
+        kind = kind or file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            advice = fix or "hpo reads only regular files, since a pipe or a device may block or never end"
+            link = f" (a symbolic link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+            raise refuse(f"{name or path}: is {kind}{link}, not a regular file; {advice}")
+        reader = io.BufferedReader(_CappedReader(fd, limit, failed))
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    with reader:
+        yield reader
+
+
 def read_csv_header(path: Path, *, missing: str, folder: str, empty: str) -> list[str]:
     """The header row of the CSV file ``path``.
 
     Raises:
-        DataError: no such file, a folder, not UTF-8, an unreadable or empty header; ``missing``, ``folder`` and
-            ``empty`` are the messages' second halves, saying how to fix it where the file came from.
+        DataError: no such file, not a regular file (a folder, a named pipe, a device), not UTF-8, an unreadable or
+            empty header; ``missing``, ``folder`` and ``empty`` are the messages' second halves, saying how to fix it
+            where the file came from.
     """
-    if not path.exists():
-        raise DataError(f"{path}: {missing}")
     if path.is_dir():
         raise DataError(f"{path}: is a folder; {folder}")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
+        with open_regular_file(path, limit=_MAX_HEADER_BYTES, fix=folder) as handle:
+            text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+            try:
+                header = next(csv.reader(text), None)
+            finally:
+                text.detach()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {missing}") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except csv.Error as exc:
         raise DataError(f"{path}: the header line cannot be read as CSV ({exc})") from None
+    except ReadLimitError:
+        raise DataError(
+            f"{path}: its first line is longer than {_MAX_HEADER_BYTES} bytes, so it is not the header of a CSV file; "
+            f"{folder}"
+        ) from None
     if not header or all(not h.strip() for h in header):
         raise DataError(f"{path}: is empty; {empty}")
     return header
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def _max_data_bytes() -> int:
+    """``$HPO_MAX_DATA_BYTES`` when set, else :data:`DEFAULT_MAX_DATA_BYTES`.
+
+    Raises:
+        DataError: the variable is not a whole number of bytes.
+    """
+    raw = os.environ.get(MAX_DATA_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_DATA_BYTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise DataError(f"${MAX_DATA_BYTES_ENV}: must be a whole number of bytes >= 1, got {raw!r}")
+    return int(raw)
+
+
+def read_table(path: Path, target: str | None = None) -> pd.DataFrame:
     """Read a CSV file with a header row, refusing what pandas would silently repair; blanks (``NA``, ``NaN``, empty
-    and whitespace-only cells) are NaN."""
+    and whitespace-only cells) are NaN.
+
+    The file is read whole, up to ``$HPO_MAX_DATA_BYTES`` (default 8 GiB). A file whose header has a single column
+    is not a data file (a target and a feature need two), unless that column is ``target``: it may be anything
+    (``/etc/shadow``, a key), so no text of it appears in the message.
+
+    Raises:
+        DataError: naming the file and the problem.
+    """
+    fix = "data.path must be a CSV file"
     header = read_csv_header(
         path,
         missing="no such data file; check data.path (relative paths start in the current folder)",
-        folder="data.path must be a CSV file",
+        folder=fix,
         empty="a CSV with a header row and at least one data row is needed",
     )
+    if len(header) < 2 and header[0] != target:
+        others = [s for s in (";", "\t", "|") if s in header[0]]
+        hint = f" (it holds {others[0]!r}: save the file with commas between the columns)" if others else ""
+        raise DataError(
+            f"{path}: its first line is not a CSV header of at least two comma-separated columns (a target and a "
+            f"feature){hint}, so it is not read as data and none of its content is shown; check data.path"
+        )
     seen: set[str] = set()
     for name in header:
         if name in seen:
             raise DataError(f"{path}: column {name!r} appears more than once in the header; rename one of them")
         seen.add(name)
+    limit = _max_data_bytes()
+    too_large = (
+        f"more than the {limit} bytes hpo reads from a data file (${MAX_DATA_BYTES_ENV} sets the limit); check "
+        "data.path, or raise the limit if the machine has the memory for it"
+    )
     try:
-        frame = pd.read_csv(path, encoding="utf-8-sig", on_bad_lines="error", **read_csv_kwargs())
+        with open_regular_file(path, limit=limit, fix=fix) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise DataError(f"{path}: is {size} bytes, {too_large}")
+            frame = pd.read_csv(handle, encoding="utf-8-sig", on_bad_lines="error", **read_csv_kwargs())
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such data file any more (it was removed while hpo read it)") from None
+    except ReadLimitError:
+        raise DataError(f"{path}: grew while it was read, to {too_large}") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -347,7 +520,11 @@ def load_data(settings: DataSettings) -> PreparedData:
     """
     path = settings.path
     where = str(path)
-    frame = read_table(path)
+    frame = read_table(path, settings.target)
+    if len(frame.columns) < 2:  # the target alone: say only that, since a one-column file may not be data at all
+        raise DataError(
+            f"{where}: no feature columns besides the target {settings.target!r}; add feature columns to the file"
+        )
     problems: list[str] = []
     for kind, listed in (
         ("target", (settings.target,)),

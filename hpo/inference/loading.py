@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 
 import torch
 
-from hpo.best.folder import CARD_FILE, ENSEMBLE_DIR, read_card
+from hpo.best.folder import CARD_FILE, ENSEMBLE_DIR, MAX_FILE_BYTES_ENV, read_card
 from hpo.best.selection import choose_folder
+from hpo.data.loading import open_regular_file
 from hpo.data.preprocessing import Preprocessor
 from hpo.errors import ConfigError, WeightsError
 from hpo.inference.predictor import EnsemblePredictor, Predictor, default_device
@@ -48,7 +50,7 @@ def _read_weights(folder: Path, card: dict[str, Any]) -> tuple[dict[str, Any], P
     directory whatever is renamed meanwhile; when a promotion deletes that directory during the reads, they are
     retried on the new one. A mismatch inside one directory is damage.
     """
-    path = folder / card["weights"]["file"]
+    path = folder / _weights_file(card, folder)
     for _ in range(_READ_ATTEMPTS):
         try:
             handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -59,7 +61,10 @@ def _read_weights(folder: Path, card: dict[str, Any]) -> tuple[dict[str, Any], P
             pinned = folder  # no /proc here: plain paths (a rare torn read then reports as damage)
         try:
             card = read_card(pinned)
-            payload = (pinned / card["weights"]["file"]).read_bytes()
+            path = folder / _weights_file(card, folder)
+            payload = _read_weights_file(pinned / path.name, path)
+        except _RefusedWeightsError:
+            raise  # not a promotion in progress: a pipe, a device or a huge file is refused at once
         except (FileNotFoundError, WeightsError):
             time.sleep(0.01)  # the directory was being deleted by a promotion: read the new one
             continue
@@ -68,7 +73,6 @@ def _read_weights(folder: Path, card: dict[str, Any]) -> tuple[dict[str, Any], P
         finally:
             if handle is not None:
                 os.close(handle)
-        path = folder / card["weights"]["file"]
         digest = hashlib.sha256(payload).hexdigest()
         if digest == card["weights"]["sha256"]:
             return card, path, payload
@@ -77,13 +81,63 @@ def _read_weights(folder: Path, card: dict[str, Any]) -> tuple[dict[str, Any], P
             f"{folder / CARD_FILE}; the file was changed or torn, rerun the study or restore it"
         )
     card = read_card(folder)  # a persistent problem: report it with the real paths
-    path = folder / card["weights"]["file"]
+    path = folder / _weights_file(card, folder)
     if not path.exists():
         raise WeightsError(f"{path}: not found, though {folder / CARD_FILE} names it; rerun the study or restore it")
     raise WeightsError(f"{path}: cannot be read together with {folder / CARD_FILE}; rerun the study or restore it")
 
 
 _READ_ATTEMPTS = 50
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: The cap on the bytes read from a weights file when ``$HPO_MAX_FILE_BYTES`` is not set: an MLP for tabular data
+#: is kilobytes to a few hundred MiB; anything larger was not written by hpo.
+DEFAULT_MAX_WEIGHTS_BYTES = 1 << 30
+
+
+class _RefusedWeightsError(WeightsError):
+    """The weights file is not a regular file, or larger than the cap: refused at once, not retried."""
+
+
+def _weights_file(card: dict[str, Any], folder: Path) -> str:
+    """The weights' file name that ``model.json`` gives, once its ``weights`` entry is checked: a plain name inside
+    the folder (never a path elsewhere, such as ``/dev/zero``) and a sha256."""
+    entry = card.get("weights")
+    name = entry.get("file") if isinstance(entry, dict) else None
+    sha256 = entry.get("sha256") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        problem = f"its weights file {name!r} is not a file name inside the folder"
+    elif not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        problem = "it records no valid sha256 of the weights"
+    else:
+        return name
+    raise _RefusedWeightsError(f"{folder / CARD_FILE}: {problem}; it was not written by hpo as it is, rerun the study")
+
+
+def _max_weights_bytes() -> int:
+    raw = os.environ.get(MAX_FILE_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_WEIGHTS_BYTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise _RefusedWeightsError(f"${MAX_FILE_BYTES_ENV}: must be a whole number of bytes >= 1, got {raw!r}")
+    return int(raw)
+
+
+def _read_weights_file(pinned: Path, path: Path) -> bytes:
+    """The bytes of the weights file ``pinned`` (named ``path`` in messages): a regular file (a named pipe or a device
+    is refused before it is opened), read up to ``$HPO_MAX_FILE_BYTES`` (default 1 GiB), so that a sparse or endless
+    file cannot exhaust memory before its sha256 is checked."""
+    limit = _max_weights_bytes()
+    advice = "it is not a file hpo wrote; rerun the study or restore the file"
+    with open_regular_file(pinned, refuse=_RefusedWeightsError, fix=advice, name=path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        payload = handle.read(limit + 1) if size <= limit else b""
+    if size > limit or len(payload) > limit:
+        shown = f"{size} bytes" if size > limit else f"over {limit} bytes"
+        raise _RefusedWeightsError(
+            f"{path}: is {shown}, more than the {limit} bytes hpo reads from a weights file (${MAX_FILE_BYTES_ENV} "
+            f"sets the limit); {advice}"
+        )
+    return payload
 
 
 def load_model(folder: str | Path, device: str | torch.device | None = None) -> Predictor | EnsemblePredictor:

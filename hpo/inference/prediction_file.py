@@ -10,7 +10,7 @@ from typing import IO, Any
 import pandas as pd
 
 from hpo.atomic import atomic_output
-from hpo.data.loading import read_csv_header
+from hpo.data.loading import open_regular_file, read_csv_header
 from hpo.data.preprocessing import TransformCounts, read_csv_kwargs
 from hpo.errors import DataError
 from hpo.inference.predictor import EnsemblePredictor, Predictor
@@ -80,9 +80,12 @@ def predict_csv(
     saved threshold). It is written to a temporary file beside it and renamed at the end: on any error there is no
     output file, and an existing one is left as it was.
 
+    The input must be a regular file (a named pipe or a device is refused before it is opened); it is streamed in
+    chunks of ``chunk_rows``, so it is not capped in size.
+
     Raises:
-        DataError: a missing feature or kept column, or text in a numeric column (named by line, the header being
-            line 1).
+        DataError: a missing feature or kept column, text in a numeric column (named by line, the header being
+            line 1), an input that is not a regular file, or an output that cannot be written (disk full).
     """
     input_path = Path(input_path)
     output_path = Path(output_path) if output_path is not None else default_output_path(input_path)
@@ -115,8 +118,14 @@ def predict_csv(
         raise DataError(f"{output_path.parent}: no such folder for the output file; create it or choose another -o")
     ids = list(keep) if keep else [c for c in predictor.id_columns if c in names]
     ignored = tuple(h for h in header if h not in {*predictor.feature_names, *ids, predictor.card.get("target")})
-    with atomic_output(output_path, "w", newline="", encoding="utf-8") as handle:
-        rows, positives, counts = _stream(predictor, input_path, handle, ids, chunk_rows)
+    try:
+        with atomic_output(output_path, "w", newline="", encoding="utf-8") as handle:
+            rows, positives, counts = _stream(predictor, input_path, handle, ids, chunk_rows)
+    except OSError as exc:
+        raise DataError(
+            f"{output_path}: cannot write the predictions ({exc.strerror or exc}); no output was written and an "
+            "existing file there is unchanged. Free disk space or choose another output path (-o)"
+        ) from None
     per_column = counts.columns if counts is not None else ()
     return PredictionSummary(
         input=input_path,
@@ -142,15 +151,18 @@ def _stream(
     counts: TransformCounts | None = None
     header = True
     try:
-        reader = pd.read_csv(
-            path,
-            chunksize=chunk_rows,
-            encoding="utf-8-sig",
-            on_bad_lines="error",
-            dtype={c: str for c in ids},  # kept columns are copied as written
-            **{**read_csv_kwargs(), "low_memory": True},
-        )
-        with reader:
+        # Opened again for the rows: the file read for its header could have been replaced by a pipe since.
+        with (
+            open_regular_file(path, fix="pass a CSV file") as source,
+            pd.read_csv(
+                source,
+                chunksize=chunk_rows,
+                encoding="utf-8-sig",
+                on_bad_lines="error",
+                dtype={c: str for c in ids},  # kept columns are copied as written
+                **{**read_csv_kwargs(), "low_memory": True},
+            ) as reader,
+        ):
             for chunk in reader:
                 probabilities, chunk_counts = predictor.score_rows(chunk, str(path), _FIRST_DATA_LINE + rows)
                 counts = chunk_counts if counts is None else counts + chunk_counts
@@ -161,6 +173,8 @@ def _stream(
                 header = False
                 positives += int((probabilities >= predictor.threshold).sum())
                 rows += len(chunk)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file any more (it was removed while hpo read it)") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except pd.errors.ParserError as exc:

@@ -86,12 +86,12 @@ class PreparedBest:
 
 
 def _beats_best(study: optuna.Study, value: float) -> bool:
-    """Whether ``value`` is strictly better than the best completed trial so far (ties keep the earlier trial)."""
-    try:
-        best = study.best_value
-    except ValueError:
+    """Whether ``value`` is strictly better than the best feasible completed trial so far (ties keep the earlier
+    trial)."""
+    best = best_trial(study)
+    if best is None or best.value is None:
         return True
-    return value > best if study.direction == StudyDirection.MAXIMIZE else value < best
+    return value > best.value if study.direction == StudyDirection.MAXIMIZE else value < best.value
 
 
 def _dominated(study: optuna.Study, values: Sequence[float]) -> bool:

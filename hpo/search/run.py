@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.best.folder import remove_leftovers
 from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData, load_data
-from hpo.errors import StudyError
+from hpo.errors import HpoError, StudyError
 from hpo.paths import StudyPaths
 from hpo.search.ask_lock import AskLock
 from hpo.search.finalize import Finalization, finalize_study
@@ -28,12 +33,15 @@ from hpo.study.access import (
     create_or_resume_study,
     load_study,
     pareto_front,
+    trial_counts,
 )
 from hpo.study.fingerprint import check_fingerprint
-from hpo.study.storage import redact_url
+from hpo.study.retry import storage_outage
+from hpo.study.storage import fail_trials_without_heartbeat, redact_url, resolve_storage_url
 
 if TYPE_CHECKING:
     from hpo.search.promotion import BestModelPublisher
+    from hpo.train.objective import Objective
 
 __all__ = [
     "RunResult",
@@ -153,6 +161,86 @@ def finished_study_result(
     return study_result(study, paths, url, budget, 0, False)
 
 
+_Run = TypeVar("_Run", bound=Callable[..., "RunResult"])
+
+
+def _storage_failures_as_study_errors(run: _Run) -> _Run:
+    """``run`` (given ``experiment``, ``root`` and ``storage`` as :func:`run_study` is), with a storage that cannot be
+    written (disk full, a read-only database) raised as a :class:`StudyError` saying so, wherever it happens.
+
+    Optuna raises ``StorageInternalError`` when a commit fails, and an ``AssertionError`` on top of it when that
+    commit was the one recording a trial's end; the database rolls the commit back, so what it held is kept.
+    Background threads meet the same failure (the trials' heartbeats, TensorBoard's writer, which also passes its
+    error on to the run): their tracebacks are held back, and shown only if the run does not end with a message.
+    """
+
+    @functools.wraps(run)
+    def wrapper(experiment: Experiment, *args: Any, **kwargs: Any) -> RunResult:
+        import threading
+
+        import sqlalchemy.exc
+
+        write_errors = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
+        held: list[Any] = []
+        previous = threading.excepthook
+
+        def hold(failure: Any) -> None:
+            if isinstance(failure.exc_value, write_errors):
+                held.append(failure)
+            else:
+                previous(failure)
+
+        threading.excepthook = hold
+        # Optuna logs a failed trial with its traceback ("Trial 2 failed ..."): held back the same way
+        held_logs: list[logging.LogRecord] = []
+
+        def hold_log(record: logging.LogRecord) -> bool:
+            if record.exc_info and isinstance(record.exc_info[1], write_errors):
+                held_logs.append(record)
+                return False
+            return True
+
+        optuna_logger = logging.getLogger("optuna")
+        # on the handlers: a logger's own filters do not see what its children (optuna.study...) log
+        handlers = list(optuna_logger.handlers)
+        for handler in handlers:
+            handler.addFilter(hold_log)
+        try:
+            return run(experiment, *args, **kwargs)
+        except HpoError:
+            held.clear()  # its message says what went wrong
+            held_logs.clear()
+            raise
+        except (optuna.exceptions.StorageInternalError, AssertionError) as exc:
+            chain: list[BaseException] = [exc]
+            while chain[-1].__cause__ or chain[-1].__context__:
+                chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+            if not any(isinstance(e, optuna.exceptions.StorageInternalError) for e in chain):
+                raise
+            held.clear()  # the message below says it all
+            held_logs.clear()
+            reason = next((str(e.orig) for e in chain if isinstance(e, sqlalchemy.exc.DBAPIError)), str(chain[-1]))
+            paths = StudyPaths(Path(kwargs.get("root", Path("studies"))), experiment.study.name)
+            url = redact_url(resolve_storage_url(paths, kwargs.get("storage")))
+            raise StudyError(
+                f"{url}: cannot write to the study's storage ({reason.splitlines()[0]}); the trials it recorded before "
+                "are kept, and a trial cut short is marked failed and run again. Free disk space or make the "
+                "database writable (for SQLite, its file and its folder), then rerun the same command"
+            ) from None
+        finally:
+            threading.excepthook = previous
+            for handler in handlers:
+                handler.removeFilter(hold_log)
+            for failure in held:
+                previous(failure)
+            for record in held_logs:
+                for handler in handlers:
+                    handler.handle(record)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_storage_failures_as_study_errors
 def run_study(
     experiment: Experiment,
     *,
@@ -218,7 +306,9 @@ def run_study(
     repaired = reconcile_best(study, paths, publisher, objective)
     if repaired is not None and on_note is not None:
         on_note(repaired.describe())
-    loop = _TrialLoop(experiment, study, paths, url, objective, publisher)
+    # Cross-validated trials train one at a time: a population trains every member on one split.
+    population = 1 if data.folds else experiment.training.population
+    loop = _TrialLoop(experiment, study, paths, url, objective, publisher, population)
     result = replace(loop.run(on_trial_end, should_stop, poll_seconds), warm_start=warm)
     if finalize and not result.stopped_early and result.budget is not None and result.finished >= result.budget:
         result = replace(result, finalization=finalize_study(experiment, data, study, paths, objective, publisher))
@@ -263,8 +353,9 @@ class _TrialLoop:
         study: optuna.Study,
         paths: StudyPaths,
         url: str,
-        objective: Callable[[optuna.Trial], float | list[float]],
+        objective: Objective,
         publisher: BestModelPublisher,
+        population: int = 1,
     ) -> None:
         self.settings = experiment.study
         self.study = study
@@ -273,7 +364,9 @@ class _TrialLoop:
         self.objective = objective
         self.publisher = publisher
         self.budget = self.settings.n_trials
+        self.population = population
         self.ask_lock = AskLock(url, self.settings.name)
+        self.database = _DatabaseWatch(url)
         self.ran = 0
         self.reports: list[TrialReport] = []
         self.started = time.monotonic()
@@ -311,11 +404,93 @@ class _TrialLoop:
             waiting_since = None
             self.started = time.monotonic()
             try:
-                self._optimize_one()
+                if self.population > 1:
+                    self._optimize_population()
+                else:
+                    self._optimize_one()
             finally:
                 self.ask_lock.release()
+        self.database.check(self.study, self.paths)
         result = study_result(self.study, self.paths, self.url, self.budget, self.ran, stopped)
         return replace(result, trials=tuple(self.reports))
+
+    def _optimize_population(self) -> None:
+        """Ask up to ``population`` trials (as many as the budget has left), train them together, tell each its own
+        outcome, then publish and report them one by one, as :meth:`_optimize_one` does for a single trial."""
+        study = self.study
+        size = self.population
+        if self.budget is not None:
+            finished, running = _claimed(study)
+            size = max(1, min(size, self.budget - finished - running))
+        trials: list[optuna.Trial] = []
+        try:
+            with warnings.catch_warnings():
+                # Optuna warns that heartbeats are meant for Study.optimize: this loop runs them itself (below).
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                for _ in range(size):
+                    trials.append(study.ask())
+        finally:
+            self.ask_lock.release()  # the trials exist now: the next worker may count them and ask
+        live: list[optuna.Trial] = []
+        for trial in trials:
+            if self._surplus(trial):
+                self._after_trial(study, study.tell(trial, state=TrialState.FAIL))
+            else:
+                live.append(trial)
+        if not live:
+            return
+        told: set[int] = set()
+        frozen: list[FrozenTrial] = []
+        try:
+            with contextlib.ExitStack() as stack:
+                for trial in live:
+                    stack.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))  # type: ignore[arg-type]
+                outcomes = self.objective.population(live)
+            for trial in live:
+                outcome = outcomes[trial.number]
+                if isinstance(outcome, optuna.TrialPruned):
+                    frozen.append(study.tell(trial, state=TrialState.PRUNED))
+                else:
+                    frozen.append(study.tell(trial, outcome))
+                told.add(trial.number)
+        except OSError as exc:
+            raise StudyError(self._unwritable(exc)) from None
+        except Exception as exc:
+            outage = storage_outage(exc)  # the storage stayed away for the whole retry time: say so, once
+            if outage is None:
+                raise
+            raise outage from None
+        finally:
+            for trial in live:  # an interrupt or an error: the trials not told yet are failed (and retried later)
+                if trial.number not in told:
+                    with contextlib.suppress(Exception):  # a storage that is gone: their heartbeats go stale instead
+                        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        # The members trained at once: each is reported with its share of the population's time.
+        share = (time.monotonic() - self.started) / len(live)
+        for done in frozen:
+            self.started = time.monotonic() - share
+            self._after_trial(study, done)
+
+    def _surplus(self, trial: optuna.Trial) -> bool:
+        """Whether ``trial`` was asked after other workers had claimed the whole budget (without a lock spanning
+        the workers two of them may both have seen budget left: the later trial gives way)."""
+        budget = self.budget
+        if budget is None or self.ask_lock.exclusive:
+            return False
+        # A lock that a database restart released while this worker held it excluded no one: its trial gives way
+        # to any other (the worker that took the lock meanwhile does not know it has to).
+        lost = self.ask_lock.lost
+        if sum(_claimed(self.study, None if lost else trial.number)) < budget + lost:
+            return False
+        trial.set_user_attr("fail_reason", "surplus: other workers had already claimed the whole budget")
+        return True
+
+    def _unwritable(self, exc: OSError) -> str:
+        return (
+            f"{self.paths.study_dir}: cannot write the trial's outputs ({exc.strerror or exc}: {exc.filename}); "
+            "the trial is marked failed and will be run again. Free disk space or make the folder writable, then "
+            "rerun."
+        )
 
     def _claim(self) -> str:
         """Take the ask lock if budget is left (``"go"``, lock held); else ``"done"`` or ``"wait"`` (lock released)."""
@@ -326,6 +501,7 @@ class _TrialLoop:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
+        fail_trials_without_heartbeat(self.study, self.settings.grace_period)
         finished, running = _claimed(self.study)
         if finished + running < self.budget:
             return "go"
@@ -344,22 +520,23 @@ class _TrialLoop:
                 show_progress_bar=False,
             )
         except OSError as exc:
-            raise StudyError(
-                f"{self.paths.study_dir}: cannot write the trial's outputs ({exc.strerror or exc}: {exc.filename}); "
-                "the trial is marked failed and will be run again. Free disk space or make the folder writable, then "
-                "rerun."
-            ) from None
+            raise StudyError(self._unwritable(exc)) from None
+        except Exception as exc:
+            # The storage stayed away for the whole retry time: Optuna, failing to record the trial as failed,
+            # raises something else while handling that (an UnboundLocalError in its _run_trial); report the cause.
+            outage = storage_outage(exc)
+            if outage is None:
+                raise
+            raise outage from None
 
     def _claimed_objective(self, trial: optuna.Trial) -> float | list[float]:
         self.ask_lock.release()  # the trial exists now: the next worker may count it and ask
-        # Without a lock spanning the workers, two of them may both have seen budget left: the later trial gives way.
-        budget = self.budget
-        if budget is not None and not self.ask_lock.exclusive and sum(_claimed(self.study, trial.number)) >= budget:
-            trial.set_user_attr("fail_reason", "surplus: other workers had already claimed the whole budget")
-            raise _SurplusTrialError(f"trial {trial.number} not run: the budget of {budget} trials is already claimed")
+        if self._surplus(trial):
+            raise _SurplusTrialError(f"trial {trial.number} not run: the budget of {self.budget} trials is claimed")
         return self.objective(trial)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.database.check(study, self.paths)
         self.ran += 1
         complete = trial.state == TrialState.COMPLETE
         if complete:
@@ -405,11 +582,55 @@ class _TrialLoop:
 
 
 def _claimed(study: optuna.Study, before: int | None = None) -> tuple[int, int]:
-    """(finished, running) trials, read in one snapshot (two reads could miss a trial finishing in between).
+    """(finished, running) trials, counted in one query (two reads could miss a trial finishing in between).
 
     With ``before``, only running trials numbered below it count.
     """
-    trials = study.get_trials(deepcopy=False, states=(*FINISHED_STATES, TrialState.RUNNING))
-    finished = sum(1 for t in trials if t.state in FINISHED_STATES)
-    running = sum(1 for t in trials if t.state == TrialState.RUNNING and (before is None or t.number < before))
-    return finished, running
+    counts = trial_counts(study, running_before=before)
+    return sum(counts.get(s, 0) for s in FINISHED_STATES), counts.get(TrialState.RUNNING, 0)
+
+
+class _DatabaseWatch:
+    """The SQLite file of a storage as it was when the run began, to notice it being deleted or replaced mid-run.
+
+    SQLite keeps writing to a deleted file through the connection that holds it open, so every later trial would
+    seem recorded (and the run end "successfully") while its records vanish when the process exits.
+    """
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)  # it parses: the storage opened
+        database = parsed.database if parsed.drivername.startswith("sqlite") else None
+        self.file = Path(os.path.abspath(database)) if database and not database.startswith("file:") else None
+        self.identity = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file now; None when there is none (or no file to watch)."""
+        if self.file is None:
+            return None
+        try:
+            status = os.stat(self.file)
+        except OSError:
+            return None
+        return status.st_dev, status.st_ino
+
+    def check(self, study: optuna.Study, paths: StudyPaths) -> None:
+        """Raise unless the database file is still the one the run began with.
+
+        Raises:
+            StudyError: it was deleted or replaced; the message says what is lost and what remains.
+        """
+        if self.file is None or self.identity is None or self._identity() == self.identity:
+            return
+        import sqlalchemy.exc
+
+        try:
+            held = f"the {len(study.get_trials(deepcopy=False))} trials' records it held"
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError):  # it may not answer at all
+            held = "the records of every trial it held"
+        raise StudyError(
+            f"{self.file}: the study database was deleted or replaced while hpo run was running; {held} (this run's "
+            f"included) are lost with it; their TensorBoard runs remain in {paths.tensorboard_dir}. Restore the file "
+            f"from a backup if there is one; otherwise move {paths.study_dir} aside and rerun to start the study afresh"
+        )

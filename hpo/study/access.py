@@ -3,18 +3,22 @@ by state, the best trial, the Pareto front. The one module that opens studies.""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
+from optuna.storages._rdb import models
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.config.algorithms import build_pruner, build_sampler
+from hpo.config.algorithms import build_pruner
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
+from hpo.study.samplers import build_sampler
 from hpo.study.storage import open_storage, redact_url, resolve_storage_url
 
 if TYPE_CHECKING:
@@ -28,6 +32,7 @@ __all__ = [
     "is_constrained",
     "load_study",
     "pareto_front",
+    "trial_counts",
     "trials_by_state",
 ]
 
@@ -80,19 +85,58 @@ def trials_by_state(study: optuna.Study) -> dict[str, int]:
     return dict(sorted(states.items()))
 
 
+def trial_counts(study: optuna.Study, running_before: int | None = None) -> dict[TrialState, int]:
+    """How many trials the study has in each state, counted by the database in one query (one snapshot, no trial
+    loaded: ``get_trials`` sorts and filters every trial in Python, 10 ms at trial 10,000); with ``running_before``,
+    only running trials numbered below it count."""
+    backend = getattr(study._storage, "_backend", None)  # Optuna wraps an RDBStorage in a cache
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        counts: dict[TrialState, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            if running_before is None or t.state != TrialState.RUNNING or t.number < running_before:
+                counts[t.state] = counts.get(t.state, 0) + 1
+        return counts
+    table = models.TrialModel
+    query = sqlalchemy.select(table.state, sqlalchemy.func.count()).where(table.study_id == study._study_id)
+    if running_before is not None:
+        query = query.where(sqlalchemy.or_(table.state != TrialState.RUNNING, table.number < running_before))
+
+    def count() -> dict[TrialState, int]:
+        with backend.engine.connect() as connection:
+            return {state: n for state, n in connection.execute(query.group_by(table.state))}
+
+    retrying = getattr(backend, "retrying", None)  # hpo's storage retries a lost connection (hpo.study.retry)
+    return retrying(count) if retrying is not None else count()
+
+
 def count_finished(study: optuna.Study) -> int:
     """Trials that count towards ``n_trials`` (complete or pruned)."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    counts = trial_counts(study)
+    return sum(counts.get(state, 0) for state in FINISHED_STATES)
+
+
+#: The best trial of each open study as last read, and how many trials were complete then.
+_BEST: weakref.WeakKeyDictionary[optuna.Study, tuple[int, FrozenTrial | None]] = weakref.WeakKeyDictionary()
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best feasible trial of a single-objective study; None for none yet, or for a multi-objective study."""
+    """The best feasible trial of a single-objective study; None for none yet, or for a multi-objective study.
+
+    Read again only when the number of complete trials changed: trials are never removed and a finished trial never
+    changes (its constraints are recorded before it completes), so the same count means the same best trial.
+    """
     if len(study.directions) > 1:
         return None
+    complete = trial_counts(study).get(TrialState.COMPLETE, 0)
+    known = _BEST.get(study)
+    if known is not None and known[0] == complete:
+        return known[1]
     try:
-        return study.best_trial
+        best: FrozenTrial | None = study.best_trial
     except ValueError:  # no completed trial, or every completed trial breaks a constraint
-        return None
+        best = None
+    _BEST[study] = (complete, best)
+    return best
 
 
 def pareto_front(study: optuna.Study) -> list[tuple[int, list[float]]]:

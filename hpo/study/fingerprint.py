@@ -23,7 +23,14 @@ __all__ = ["FINGERPRINT_ATTR", "check_fingerprint", "experiment_fingerprint"]
 #: The study's user attribute holding the fingerprint (``{"digest": ..., "settings": {key: value}}``).
 FINGERPRINT_ATTR = "fingerprint"
 #: Settings that change how a run goes but not what its trials mean: they may differ between runs.
-_FREE = ("study.n_trials", "study.timeout", "study.heartbeat_interval", "study.grace_period", "study.enqueue")
+_FREE = (
+    "study.n_trials",
+    "study.timeout",
+    "study.heartbeat_interval",
+    "study.grace_period",
+    "study.enqueue",
+    "training.population",
+)
 
 
 def _file_sha256(path: Path) -> str:

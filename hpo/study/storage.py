@@ -20,8 +20,16 @@ from sqlalchemy.engine import URL, make_url
 
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
+from hpo.study.retry import RetryingRDBStorage, storage_retry_seconds
 
-__all__ = ["STORAGE_ENV", "check_storage_url", "open_storage", "redact_url", "resolve_storage_url"]
+__all__ = [
+    "STORAGE_ENV",
+    "check_storage_url",
+    "describe_storage_error",
+    "open_storage",
+    "redact_url",
+    "resolve_storage_url",
+]
 
 #: Environment variable read when ``--storage`` is not given.
 STORAGE_ENV = "HPO_STORAGE"
@@ -114,6 +122,14 @@ def _scrub(text: str, url: str) -> str:
     return text
 
 
+def describe_storage_error(exc: BaseException, url: str) -> str:
+    """``Type: first line`` of a database error about ``url`` (the driver's own error when SQLAlchemy wraps one),
+    with the URL's credentials removed."""
+    error = getattr(exc, "orig", None) or exc
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {_scrub(lines[0] if lines else '', url)}"
+
+
 def check_storage_url(url: str, where: str = "--storage") -> URL:
     """``url`` parsed, if hpo can keep a study there: a SQLAlchemy URL of a known database kind that is not in memory.
 
@@ -180,25 +196,39 @@ def resolve_storage_url(paths: StudyPaths, storage: str | None) -> str:
 
 
 def open_storage(
-    url: str, *, create: bool, heartbeat_interval: int | None = None, grace_period: int | None = None
+    url: str,
+    *,
+    create: bool,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    retry_seconds: float | None = None,
 ) -> optuna.storages.RDBStorage:
     """Open an Optuna RDB storage; for a SQLite file, ``create`` allows making it and its folder.
 
     With ``heartbeat_interval``, every running trial sends a heartbeat; a trial whose worker died (no heartbeat for
     ``grace_period`` seconds) is marked failed and queued again with the same parameters
-    (``RetryHeartbeatStaleTrialCallback``).
+    (``RetryHeartbeatStaleTrialCallback``). Once open, a lost connection (a server restart, a network blip) is
+    retried with backoff for ``retry_seconds`` (default ``$HPO_STORAGE_RETRY``, else 60) before a call raises
+    :class:`~hpo.study.retry.StorageUnavailableError` (see :class:`~hpo.study.retry.RetryingRDBStorage`); opening
+    itself is not retried, so that a wrong URL is reported at once.
 
     Raises:
         StudyError: the URL is malformed or in memory, the database cannot be reached, created or opened, or is not
-            an Optuna storage this version can read; the message masks every credential of the URL.
+            an Optuna storage this version can read (the message masks every credential of the URL), or
+            ``$HPO_STORAGE_RETRY`` is not a number of seconds.
     """
     parsed = check_storage_url(url)
+    seconds = storage_retry_seconds() if retry_seconds is None else retry_seconds
     sqlite = parsed.get_backend_name() == "sqlite"
     engine_kwargs: dict[str, object] = {}
     if sqlite:
         _check_sqlite_file(url, Path(parsed.database or ""), create)
         # Several workers share one SQLite file: wait for the lock instead of failing with "database is locked".
         engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        # A pooled connection that died with a server restart is replaced before use rather than failing a call.
+        engine_kwargs["pool_pre_ping"] = True
+        engine_kwargs["connect_args"] = _libpq_timeouts(parsed)
     heartbeat: dict[str, Any] = {}
     if heartbeat_interval is not None:
         with warnings.catch_warnings():
@@ -210,7 +240,7 @@ def open_storage(
             "heartbeat_stale_trial_callback": retry,
         }
     try:
-        storage = _create_rdb_storage(url, engine_kwargs, heartbeat)
+        storage = _create_rdb_storage(url, engine_kwargs, heartbeat, seconds)
         if sqlite:
             # Write-ahead logging lets readers (the dashboard, other workers) work while one worker writes.
             with storage.engine.connect() as connection:
@@ -258,16 +288,40 @@ def _check_sqlite_file(url: str, database: Path, create: bool) -> None:
         raise StudyError(f"{redact_url(url)}: {database} is {kind}, so it cannot be a SQLite database file")
 
 
+def _libpq_timeouts(parsed: URL) -> dict[str, object]:
+    """For PostgreSQL through libpq (psycopg, psycopg2): give up connecting after 10 s, and notice a server that
+    vanished without closing the connection (a host down, a network cut) within about a minute, so that the retry
+    of a lost connection starts instead of a call hanging for the system's TCP timeout; the URL's own settings win.
+    """
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+        return {}
+    wanted = {
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    return {key: value for key, value in wanted.items() if key not in parsed.query}
+
+
 def _create_rdb_storage(
-    url: str, engine_kwargs: dict[str, Any], heartbeat: dict[str, Any]
+    url: str, engine_kwargs: dict[str, Any], heartbeat: dict[str, Any], retry_seconds: float
 ) -> optuna.storages.RDBStorage:
-    """``RDBStorage(...)``, retried when processes opening a new database together (workers, or a dashboard or
-    script reading the study while the first worker creates it) race to create its tables."""
+    """The storage, retried when processes opening a new database together (workers, or a dashboard or script
+    reading the study while the first worker creates it) race to create its tables."""
     for attempt in range(6):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+                return RetryingRDBStorage(
+                    url,
+                    retry_seconds=retry_seconds,
+                    label=redact_url(url),
+                    describe=lambda exc: describe_storage_error(exc, url),
+                    engine_kwargs=engine_kwargs,
+                    **heartbeat,
+                )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as exc:
             # SQLite says "table ... already exists" as an OperationalError; other OperationalErrors (a server that
             # cannot be reached, a file that cannot be opened) are not races and fail at once.
@@ -293,3 +347,55 @@ def _sync_commits_at_checkpoints(engine: sqlalchemy.engine.Engine) -> None:
 
     sqlalchemy.event.listen(engine, "connect", on_connect)
     engine.dispose()  # connections opened before the listener existed are closed; new ones get the pragma
+
+
+def fail_trials_without_heartbeat(study: optuna.Study, grace_period: int) -> list[int]:
+    """Fail, and queue again as Optuna does a stale trial, every running trial that has no heartbeat
+    ``grace_period`` seconds after it was created; returns their numbers.
+
+    Optuna creates a trial before it starts the trial's heartbeat, and fails only trials whose heartbeat went stale:
+    a process killed in between leaves a trial marked running, with no heartbeat, for ever, holding a share of the
+    budget that every later run waits for. A live trial records its first heartbeat moments after it is created.
+    """
+    import copy
+    import datetime as dt
+
+    from optuna.storages._rdb import models
+
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDBStorage in a cache
+    if not isinstance(backend, optuna.storages.RDBStorage) or backend.heartbeat_interval is None:
+        return []
+    now = dt.datetime.now()
+    old = [
+        t._trial_id
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace_period
+    ]
+    if not old:
+        return []
+    if isinstance(backend, RetryingRDBStorage) and not backend.heartbeats_trustworthy():
+        return []  # right after a storage outage, when no worker could send a heartbeat
+
+    def beating() -> set[int]:
+        session = backend.scoped_session()
+        try:
+            column = models.TrialHeartbeatModel.trial_id
+            return {row[0] for row in session.query(column).filter(column.in_(old)).all()}
+        finally:
+            session.close()
+
+    alive = backend.retrying(beating) if isinstance(backend, RetryingRDBStorage) else beating()
+    failed = []
+    retry = backend.get_heartbeat_stale_trial_callback()
+    for trial_id in (i for i in old if i not in alive):
+        try:
+            if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it meanwhile
+        trial = copy.deepcopy(storage.get_trial(trial_id))
+        failed.append(trial.number)
+        if retry is not None:
+            retry(study, trial)
+    return failed

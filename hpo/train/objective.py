@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from hpo.paths import StudyPaths
 from hpo.train.batches import TensorBatches
 from hpo.train.device import training_device
 from hpo.train.lightning_module import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
-from hpo.train.outcome import OutcomeCallback
+from hpo.train.model_metrics import measure_model
+from hpo.train.outcome import OutcomeCallback, trial_outcome
 
 __all__ = ["DEFAULTS", "Objective", "TrainedModel", "build_trainer", "resolve_params", "training_device"]
 
@@ -205,6 +207,132 @@ class Objective:
         if result.metrics != best.best_metrics:
             _set_metric_attrs(trial, result.metrics)  # with the model metrics
         return self._complete(trial, params, model_kwargs, best, result, best.best_value)
+
+    def population(self, trials: Sequence[optuna.Trial]) -> dict[int, float | list[float] | optuna.TrialPruned]:
+        """Train ``trials`` together as one population (:mod:`hpo.train.population`): each one samples its parameters,
+        logs to its own TensorBoard run, reports every epoch to Optuna and is pruned on its own, exactly as
+        :meth:`__call__` does for one trial. Returns each trial's value(s), or the ``TrialPruned`` to tell Optuna.
+
+        Cross-validated studies train their trials one at a time (:meth:`__call__`).
+        """
+        from hpo.train.population import Member, PopulationTrainer
+
+        exp = self.experiment
+        by_number = {trial.number: trial for trial in trials}
+        members: list[Member] = []
+        loggers: dict[int, TensorBoardLogger] = {}
+        declared = ("hp_metric", *(hp_name(m) for m in (*METRICS, *exp.study.model_metrics)))
+        for trial in trials:
+            params = resolve_params(exp.space.sample(trial), exp)
+            trial.set_user_attr("params", params)
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            trial.set_user_attr("population", len(trials))
+            loggers[trial.number] = TensorBoardLogger(
+                save_dir=str(self.paths.tensorboard_dir),
+                name="",
+                version=self.paths.trial_version(trial.number),
+                default_hp_metric=False,
+            )
+            _declare_hparams(loggers[trial.number], params, declared)
+            model_kwargs = _model_kwargs(params, self.data)
+            members.append(Member(trial.number, params, model_kwargs, exp.training.seed + trial.number))
+        splits = {s: self.device_tensors(s) for s in sorted({str(m.params["preprocessing.numeric"]) for m in members})}
+        first = next(iter(splits.values()))
+        # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning for them.
+        reports = not exp.study.multi_objective
+        asks = reports and exp.study.pruner.name != "none"
+
+        def on_epoch(epoch: int, metrics: dict[int, dict[str, float]]) -> set[int]:
+            for number, values in metrics.items():
+                scalars = {**values, **{hp_name(m): v for m, v in values.items() if m in METRICS}}
+                loggers[number].log_metrics(scalars, step=epoch)
+                if reports:
+                    by_number[number].report(values[exp.study.metric], step=epoch)
+            if not asks or not metrics:
+                return set()
+            # What Trial.should_prune does for each member, on one read of the study: Optuna re-reads every running
+            # trial on each read, so P members asking one by one would cost P x P trial reads per epoch.
+            snapshot = _StudySnapshot(trials[0].study)
+            return {n for n in metrics if snapshot.pruner.prune(snapshot, snapshot.trial(n))}  # type: ignore[arg-type]
+
+        trainer = PopulationTrainer(
+            members,
+            {s: t[0] for s, t in splits.items()},
+            first[1],
+            {s: t[2] for s, t in splits.items()},
+            first[3],
+            monitor=exp.study.metric,
+            direction=exp.study.direction,
+            patience=exp.training.early_stopping_patience,
+            seed=exp.training.seed + min(by_number),
+            on_epoch=on_epoch,
+        )
+        with warnings.catch_warnings(), _QuietLightning():
+            warnings.filterwarnings("ignore", module="pytorch_lightning")
+            warnings.filterwarnings("ignore", module="lightning_fabric")
+            try:
+                results = trainer.fit(build_trainer(exp.training, False, [], self.paths.study_dir))
+            except SystemExit:
+                raise KeyboardInterrupt from None  # Lightning turns Ctrl-C inside fit into sys.exit(1)
+        outcomes: dict[int, float | list[float] | optuna.TrialPruned] = {}
+        for member in members:
+            outcomes[member.key] = self._member_outcome(by_number[member.key], member, results[member.key], loggers)
+        return outcomes
+
+    def _member_outcome(
+        self, trial: optuna.Trial, member: Any, result: Any, loggers: dict[int, TensorBoardLogger]
+    ) -> float | list[float] | optuna.TrialPruned:
+        """What one population member tells Optuna, with its user attributes and last TensorBoard points."""
+        exp = self.experiment
+        logger = loggers[trial.number]
+        trial.set_user_attr("epochs_trained", result.epochs_trained)
+        if result.best_epoch >= 0:
+            trial.set_user_attr("best_epoch", result.best_epoch)
+            _set_metric_attrs(trial, result.best_metrics)
+        if result.dropped not in (None, "pruned", "early_stopped") or result.best_epoch < 0:
+            reason = result.dropped or "no epoch was kept"
+            trial.set_user_attr("pruned_reason", reason)
+            logger.finalize("failed")
+            return optuna.TrialPruned(reason)
+        if result.dropped == "pruned":
+            reason = f"pruned by the {exp.study.pruner.name} pruner after epoch {result.dropped_epoch}"
+            trial.set_user_attr("pruned_reason", reason)
+            # Optuna's value of a pruned trial is its last reported value: TensorBoard's last hp_metric agrees.
+            last = result.last_metrics[exp.study.metric]
+            logger.log_metrics({"hp_metric": last}, step=result.epochs_trained + 1)
+            logger.finalize("success")
+            return optuna.TrialPruned(reason)
+        logger.log_metrics({"hp_metric": result.best_value}, step=result.epochs_trained)
+        measured: dict[str, float] = {}
+        if exp.study.model_metrics:
+            model = MLP(**member.model_kwargs)
+            model.load_state_dict(result.best_state)
+            measured = measure_model(model, int(member.model_kwargs["n_features"]), exp.study.model_metrics)
+        outcome = trial_outcome(exp.study, dict(result.best_metrics), measured)
+        if exp.study.multi_objective or measured:
+            objectives = [o.metric for o in exp.study.objectives] if exp.study.multi_objective else []
+            names = {*measured, *objectives}
+            scalars = {hp_name(n): outcome.metrics[n] for n in names if n in outcome.metrics}
+            logger.log_metrics(scalars, step=result.epochs_trained)
+        if outcome.metrics != result.best_metrics:
+            _set_metric_attrs(trial, outcome.metrics)
+        logger.finalize("success")
+        for constraint, violation in outcome.constraints.items():
+            trial.set_constraint(constraint, violation)
+        trained = TrainedModel(
+            trial_number=trial.number,
+            value=result.best_value,
+            params=member.params,
+            model_kwargs=member.model_kwargs,
+            state_dict=result.best_state,
+            metrics=outcome.metrics,
+            best_epoch=result.best_epoch,
+            values=outcome.values,
+            constraints=outcome.constraints,
+        )
+        if self.on_complete is not None:
+            self.on_complete(trial, trained)
+        return list(outcome.values) if exp.study.multi_objective else result.best_value
 
     def _fit(
         self,
@@ -393,6 +521,33 @@ def _declare_hparams(logger: TensorBoardLogger, params: dict[str, Any], metric_n
     writer = logger.experiment._get_file_writer()
     for summary in (exp, ssi, sei):
         writer.add_summary(summary, 0)
+
+
+class _StudySnapshot:
+    """A study as a pruner reads it during one epoch of a population: its trials read once, everything else
+    (storage, directions, pruner) the study's own. A pruner that writes (successive halving records its rungs)
+    writes to the storage as usual."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+        self._trials = study.get_trials(deepcopy=False)
+        self._by_number = {t.number: t for t in self._trials}
+
+    def trial(self, number: int) -> optuna.trial.FrozenTrial:
+        return self._by_number[number]
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
+    ) -> list[optuna.trial.FrozenTrial]:
+        trials = self._trials if states is None else [t for t in self._trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else list(trials)
+
+    @property
+    def trials(self) -> list[optuna.trial.FrozenTrial]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
 
 
 class _QuietLightning:

@@ -1,0 +1,194 @@
+"""The sampler a study runs with: TPE over a window of recent trials plus the best ones, exactly TPE below it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.config.algorithms import DEFAULT_SAMPLER, SAMPLERS, parse_algorithm
+from hpo.study.samplers import BEST_KEPT, DEFAULT_MAX_HISTORY, HistoryWindowSampler, build_sampler
+from hpo.study.storage import open_storage
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+WINDOW = 225  # the smallest max_history
+X = FloatDistribution(0.0, 1.0)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> optuna.storages.BaseStorage | None:
+    """Optuna's in-memory storage, or a SQLite file as hpo opens it (read through Optuna's caching RDB wrapper)."""
+    return None if request.param == "memory" else open_storage(f"sqlite:///{tmp_path / 'study.db'}", create=True)
+
+
+class _Spy(optuna.samplers.RandomSampler):
+    """Records which trials a sampler that reads the study like TPE does is shown."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.seen: list[list[int]] = []
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        shown = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED), use_cache=True)
+        self.seen.append([t.number for t in shown])
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
+def _add(study: optuna.Study, values: list[float | None], state: TrialState = TrialState.COMPLETE) -> None:
+    for value in values:
+        study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions={"x": X}, value=value, state=state))
+
+
+def _value(i: int) -> float:
+    """Values whose order has nothing to do with trial numbers."""
+    return math.sin(i * 12.9898) % 1.0
+
+
+def _shown(study: optuna.Study, spy: _Spy) -> list[int]:
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    study.tell(trial, state=TrialState.FAIL)
+    return spy.seen[-1]
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_window_is_the_recent_trials_and_the_best_older_ones(
+    storage: optuna.storages.BaseStorage | None, direction: str
+) -> None:
+    spy = _Spy()
+    study = optuna.create_study(storage=storage, direction=direction, sampler=HistoryWindowSampler(spy, WINDOW))
+    _add(study, [_value(i) for i in range(300)])
+    _add(study, [None] * 3, state=TrialState.FAIL)
+    _add(study, [_value(i) for i in range(300, 400)])
+    shown = _shown(study, spy)
+
+    everything = study.get_trials(deepcopy=False)  # the last one is the trial that was asked, now failed
+    recent = everything[-WINDOW:]
+    older = [t for t in everything[:-WINDOW] if t.state == TrialState.COMPLETE]
+    ranked = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value or 0.0)
+    best = ranked[-BEST_KEPT:] if direction == "maximize" else ranked[:BEST_KEPT]
+    expected_best = sorted(t.number for t in best if t.number < recent[0].number)
+    assert shown == expected_best + [t.number for t in recent if t.state == TrialState.COMPLETE]
+    assert {t.number for t in best} <= set(shown)  # TPE's good group is the one the whole history gives
+    assert len(older) > len(expected_best) > 0  # the window left most of the older trials out
+
+
+def test_short_studies_are_shown_everything(storage: optuna.storages.BaseStorage | None) -> None:
+    spy = _Spy()
+    study = optuna.create_study(storage=storage, sampler=HistoryWindowSampler(spy, WINDOW))
+    _add(study, [_value(i) for i in range(WINDOW + BEST_KEPT - 1)])  # with the trial asked: window and best
+    assert _shown(study, spy) == list(range(WINDOW + BEST_KEPT - 1))
+
+
+def test_a_trial_finishing_late_with_the_best_value_is_kept(storage: optuna.storages.BaseStorage | None) -> None:
+    spy = _Spy()
+    study = optuna.create_study(storage=storage, direction="maximize", sampler=HistoryWindowSampler(spy, WINDOW))
+    _add(study, [0.5] * 10)
+    slow = study.ask({"x": X})  # still running while many others finish
+    _add(study, [0.1 + 0.001 * (i % 100) for i in range(WINDOW + BEST_KEPT)])
+    assert slow.number not in _shown(study, spy)
+    _add(study, [0.2] * 10)
+    study.tell(slow, 0.99)
+    _add(study, [0.2] * 10)
+    shown = _shown(study, spy)
+    assert slow.number in shown and slow.number < study.trials[-WINDOW].number
+
+
+def test_infeasible_trials_are_not_kept_as_best(storage: optuna.storages.BaseStorage | None) -> None:
+    spy = _Spy()
+    study = optuna.create_study(storage=storage, direction="maximize", sampler=HistoryWindowSampler(spy, WINDOW))
+    infeasible = optuna.trial.create_trial(
+        params={"x": 0.5},
+        distributions={"x": X},
+        value=0.99,
+        system_attrs={"constraints": [1.0]},  # how Optuna records Trial.set_constraint (violation 1.0 > 0)
+    )
+    study.add_trial(infeasible)
+    _add(study, [_value(i) * 0.5 for i in range(300)])
+    shown = _shown(study, spy)
+    feasible = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))[1:], key=lambda t: t.value or 0)
+    assert 0 not in shown  # the best value, but it breaks its constraint
+    assert {t.number for t in feasible[-BEST_KEPT:]} <= set(shown)
+
+
+def test_several_objectives_see_the_recent_trials_only(storage: optuna.storages.BaseStorage | None) -> None:
+    spy = _Spy()
+    sampler = HistoryWindowSampler(spy, WINDOW)
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"], sampler=sampler)
+    for i in range(300):
+        study.add_trial(
+            optuna.trial.create_trial(params={"x": 0.5}, distributions={"x": X}, values=[_value(i), _value(i + 1)])
+        )
+    assert _shown(study, spy) == list(range(301 - WINDOW, 300))  # the window ends with the trial asked (300)
+
+
+def test_below_the_window_the_proposals_are_optuna_tpe_ones() -> None:
+    def proposals(make: Callable[[optuna.samplers.TPESampler], optuna.samplers.BaseSampler]) -> list[dict[str, Any]]:
+        tpe = optuna.samplers.TPESampler(seed=3, n_startup_trials=5, multivariate=True, group=True)
+        study = optuna.create_study(sampler=make(tpe))
+        for _ in range(30):
+            trial = study.ask()
+            x = trial.suggest_float("x", -2.0, 2.0)
+            kind = trial.suggest_categorical("kind", ["a", "b"])
+            y = trial.suggest_int("y", 1, 8, log=True) if kind == "b" else 0
+            study.tell(trial, (x - 0.3) ** 2 + y * 0.1)
+        return [t.params for t in study.trials]
+
+    assert proposals(lambda tpe: HistoryWindowSampler(tpe, WINDOW)) == proposals(lambda tpe: tpe)
+
+
+def test_tpe_samples_jointly_from_the_window_of_a_long_study(storage: optuna.storages.BaseStorage | None) -> None:
+    tpe = optuna.samplers.TPESampler(seed=0, n_startup_trials=10, multivariate=True, group=True)
+    study = optuna.create_study(storage=storage, sampler=HistoryWindowSampler(tpe, WINDOW))
+    for i in range(WINDOW + BEST_KEPT + 50):  # a history TPE cannot see whole
+        x, y = _value(i), _value(i + 7)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x, "y": y}, distributions={"x": X, "y": X}, value=(x - 0.7) ** 2 + (y - 0.2) ** 2
+            )
+        )
+
+    def objective(trial: optuna.Trial) -> float:
+        x, y = trial.suggest_float("x", 0.0, 1.0), trial.suggest_float("y", 0.0, 1.0)
+        return (x - 0.7) ** 2 + (y - 0.2) ** 2
+
+    study.optimize(objective, n_trials=10)
+    new = study.trials[-10:]
+    # Optuna records the parameters TPE proposed jointly (its multivariate model of the window) on each trial.
+    assert all("tpe:relative_params:0" in t.system_attrs for t in new)
+    assert all(t.params["x"] > 0.4 and t.params["y"] < 0.5 for t in new)  # around the best ones, not at random
+
+
+def test_max_history_below_the_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_history must be at least 225, but got max_history=224"):
+        HistoryWindowSampler(optuna.samplers.TPESampler(), 224)
+
+
+@pytest.mark.parametrize(
+    ("raw", "window"),
+    [
+        (None, DEFAULT_MAX_HISTORY),
+        ({"name": "tpe", "seed": 1}, DEFAULT_MAX_HISTORY),
+        ({"name": "tpe", "max_history": 300}, 300),
+        ({"name": "tpe", "max_history": None}, None),
+        ({"name": "random"}, None),
+    ],
+)
+def test_build_sampler_wraps_tpe_with_its_window(raw: Any, window: int | None) -> None:
+    sampler = build_sampler(parse_algorithm(raw, "study.sampler", SAMPLERS, DEFAULT_SAMPLER))
+    if window is None:
+        assert not isinstance(sampler, HistoryWindowSampler)
+        expected = optuna.samplers.RandomSampler if raw["name"] == "random" else optuna.samplers.TPESampler
+        assert type(sampler) is expected
+    else:
+        assert isinstance(sampler, HistoryWindowSampler) and sampler.max_history == window
+        assert type(sampler.sampler) is optuna.samplers.TPESampler
