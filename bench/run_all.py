@@ -13,6 +13,7 @@ from bench import (
     light_commands,
     loader,
     memory,
+    population,
     preprocessing,
     recipe,
     search_quality,
@@ -71,6 +72,15 @@ NOTES = [
     "installed), pandas (hpo's CSV reading); hpo's own modules are 13 MB. TensorBoard writers are closed "
     "after each trial and Optuna's trial cache is small, so 180 more trials add 2.4 MB. None of the big "
     "imports can be dropped from hpo: Lightning pulls them in.",
+    "- 11 (population training, `training.population`): on these 2-core CPUs a trial of a small MLP spends "
+    "little of its time training; per epoch each member still costs one Optuna report (a storage write, about "
+    "5 ms), its TensorBoard scalars (about 2 ms) and, per trial, ask, tell, user attributes and the files of a new "
+    "best, none of which batching removes (a profile of 11b: training 1.4 s of 18 s for 32 trials). The default "
+    "study mixes embeddings, depths 1-3 and widths 32-256, so its members fall into several groups (padding a "
+    "narrow MLP to a wide one costs more than it saves on a CPU), and the 20k-row task is compute-bound: "
+    "population training does not pay there, hence the default of 1. A population also gives up some of "
+    "TPE's and the pruner's sequential information (no member learns from another). `python -m bench.gpu` "
+    "measures it on a GPU, where a small MLP leaves the device idle.",
     "",
 ]
 
@@ -92,6 +102,7 @@ def main() -> None:
         memory,
         light_commands,
         preprocessing,
+        population,
     ):
         t0 = time.perf_counter()
         rows += module.run(quick=args.quick)
