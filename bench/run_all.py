@@ -40,16 +40,16 @@ NOTES = [
     "`synchronous=NORMAL`; the earlier figure used a plain SQLite URL, whose fsync per commit made "
     "Optuna's part look 60 ms dearer and hpo's own part 9 ms); hpo's own part is the difference. TPE over "
     "the whole history costs Optuna 90 ms at trial 1000 and 300 ms at 10,000; `max_history` (default "
-    '1000; hpo.study.samplers) caps what it fits, and its cost stays at about 100 ms. "Cheap per-trial '
-    'reads" is hpo/study/access.py as it now runs (counts by state with one `GROUP BY` query, '
-    "the best trial read again only when a trial completed), applied by the benchmark: with it and the "
-    "window, a trial at 10,000 costs what one at 1000 does. The targets cannot be met with Optuna's RDB "
+    "1000; hpo.study.samplers) caps what it fits, and its cost stays at about 100 ms. hpo counts trials by "
+    "state with one `GROUP BY` query and reads the best trial again only when a "
+    "trial completed (hpo/study/access.py): with that and the window, a trial at 10,000 costs about what "
+    "one at 1000 does. The targets cannot be met with Optuna's RDB "
     "storage and Lightning: Optuna alone with a random sampler (no model at all) costs about 33 ms at "
     "trial 10,000 (a commit per parameter, and two passes over every trial per ask: looking for queued "
     "trials, and the snapshot TPE reads), TPE on the smallest window (250 trials) adds about 40 ms, most "
     "of it Optuna computing its integer parameters' kernel masses one value at a time in Python; Optuna's "
     "JournalStorage (file) measured for comparison: 12 ms with a random sampler, 72 ms with the default "
-    "window. hpo's own part at 10,000 with cheap reads is about 80 ms: Lightning's Trainer and the "
+    "window. hpo's own part at 10,000 is about 80 ms: Lightning's Trainer and the "
     "one-epoch fit about 30 ms, twelve user attributes written as twelve commits about 20 ms, the rest "
     "the per-trial checks (stale trials, budget, best).",
     "- 3b compares a trial with the plain loop doing the same training, run right after each trial so that both see "

@@ -3,15 +3,13 @@ Optuna's), and the share of non-training time in a trial."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import statistics
 import tempfile
 import time
 import warnings
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +18,15 @@ import pytorch_lightning as pl
 import sqlalchemy
 import torch
 from optuna.storages._rdb import models
-from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-import hpo.search.promotion
-import hpo.search.run
-import hpo.study.access
 from bench.common import experiment, prepared
 from bench.training_cost import PARAMS, plain_loop
 from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData
 from hpo.model import MLP
 from hpo.search.run import TrialReport, run_study
-from hpo.study.access import FINISHED_STATES, create_or_resume_study, trial_counts
-from hpo.study.access import best_trial as full_best_trial
+from hpo.study.access import create_or_resume_study
 from hpo.study.samplers import DEFAULT_MAX_HISTORY, build_sampler
 from hpo.study.storage import open_storage
 from hpo.train.batches import TensorBatches
@@ -182,29 +175,13 @@ class _Histories:
         return target, f"sqlite:///{target / 'fixed' / 'study.db'}"
 
 
-def fixed_cost_at(
-    histories: _Histories, existing: int, measured: int, sampler: dict[str, Any], cheap_reads: bool = False
-) -> float:
-    """Median CPU seconds per trial of ``hpo run`` (one-epoch trials on 57 rows) after ``existing`` trials; with
-    ``cheap_reads``, with the per-trial reads of :func:`proposed_bookkeeping` in place of hpo's own."""
+def fixed_cost_at(histories: _Histories, existing: int, measured: int, sampler: dict[str, Any]) -> float:
+    """Median CPU seconds per trial of ``hpo run`` (one-epoch trials on 57 rows) after ``existing`` trials."""
     root, _ = histories.copy(existing)
     clock = _PerTrialClock()
     exp = _tiny_trials(sampler, existing + 1 + measured)
-    with _study_sampler(), proposed_bookkeeping() if cheap_reads else contextlib.nullcontext():
-        run_study(exp, root=root, on_trial_end=clock, threads=1, finalize=False)
+    run_study(exp, root=root, on_trial_end=clock, threads=1, finalize=False)
     return statistics.median(clock.seconds)
-
-
-@contextlib.contextmanager
-def _study_sampler() -> Iterator[None]:
-    """Studies opened with the sampler as :func:`hpo.study.samplers.build_sampler` builds it (``max_history``
-    applied), whichever builder hpo.study.access imports."""
-    saved = hpo.study.access.build_sampler
-    hpo.study.access.build_sampler = build_sampler
-    try:
-        yield
-    finally:
-        hpo.study.access.build_sampler = saved
 
 
 def optuna_floor_at(histories: _Histories, existing: int, measured: int, sampler: dict[str, Any]) -> float:
@@ -223,63 +200,6 @@ def optuna_floor_at(histories: _Histories, existing: int, measured: int, sampler
         study.tell(trial, 0.95)
         seconds.append(time.process_time() - start)
     return statistics.median(seconds[1:])  # the first one loads the study
-
-
-#: Best trial of a study as last read, and how many trials were complete then (see :func:`proposed_bookkeeping`).
-_BEST: weakref.WeakKeyDictionary[optuna.Study, tuple[int, FrozenTrial | None]] = weakref.WeakKeyDictionary()
-
-
-def cheap_best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """:func:`hpo.study.access.best_trial`, read again only when the number of complete trials changed (trials are
-    never removed and a finished trial never changes, so the same number means the same complete trials)."""
-    if len(study.directions) > 1:
-        return None
-    complete = trial_counts(study).get(TrialState.COMPLETE, 0)
-    known = _BEST.get(study)
-    if known is not None and known[0] == complete:
-        return known[1]
-    best = full_best_trial(study)
-    _BEST[study] = (complete, best)
-    return best
-
-
-def _cheap_claimed(study: optuna.Study, before: int | None = None) -> tuple[int, int]:
-    counts = trial_counts(study, before)
-    return sum(counts.get(s, 0) for s in FINISHED_STATES), counts.get(TrialState.RUNNING, 0)
-
-
-def _cheap_count_finished(study: optuna.Study) -> int:
-    return _cheap_claimed(study)[0]
-
-
-def _cheap_beats_best(study: optuna.Study, value: float) -> bool:
-    best = cheap_best_trial(study)
-    if best is None:
-        return True
-    assert best.value is not None
-    return value > best.value if study.direction == StudyDirection.MAXIMIZE else value < best.value
-
-
-@contextlib.contextmanager
-def proposed_bookkeeping() -> Iterator[None]:
-    """The per-trial reads of ``hpo run`` made cheap, as proposed for hpo/study/access.py (counts by state with one
-    ``GROUP BY`` query instead of loading every trial, the best trial re-read only when a trial completed) and used
-    by hpo/search/run.py and hpo/search/promotion.py; put in place of hpo's own while the block runs."""
-    patches = [
-        (hpo.search.run, "_claimed", _cheap_claimed),
-        (hpo.search.run, "count_finished", _cheap_count_finished),
-        (hpo.search.run, "best_trial", cheap_best_trial),
-        (hpo.search.promotion, "best_trial", cheap_best_trial),
-        (hpo.search.promotion, "_beats_best", _cheap_beats_best),
-    ]
-    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
-    try:
-        for module, name, replacement in patches:
-            setattr(module, name, replacement)
-        yield
-    finally:
-        for module, name, original in saved:
-            setattr(module, name, original)
 
 
 def lightning_only(exp: Experiment, data: PreparedData, params: dict[str, Any], seed: int) -> None:
@@ -337,7 +257,7 @@ def overhead_share(rows: int, trials: int, epochs: int) -> tuple[float, float, f
 
 def fixed_costs(quick: bool) -> dict[int, dict[str, float]]:
     """Per history length: ``hpo run``'s mean seconds per trial with full-history TPE (``before``), the default
-    sampler (``after``), and the default sampler with the proposed reads (``cheap``); Optuna alone with each sampler
+    sampler (``after``); Optuna alone with each sampler
     (``floor_before``, ``floor_after``). Variants run in turn, so that they see about the same machine load."""
     histories = _Histories()
     measured = 8 if quick else 24
@@ -348,7 +268,6 @@ def fixed_costs(quick: bool) -> dict[int, dict[str, float]]:
             "before": fixed_cost_at(histories, existing, measured, FULL_TPE),
             "floor_after": optuna_floor_at(histories, existing, measured, DEFAULT_TPE),
             "after": fixed_cost_at(histories, existing, measured, DEFAULT_TPE),
-            "cheap": fixed_cost_at(histories, existing, measured, DEFAULT_TPE, cheap_reads=True),
         }
     shutil.rmtree(histories.root, ignore_errors=True)
     return results
@@ -362,10 +281,8 @@ def _fixed_cost_row(existing: int, r: dict[str, float]) -> tuple[str, str, str, 
         f"3a. fixed cost per trial at trial {existing:,} (CPU time; SQLite, TPE; one-epoch trials on 57 rows): hpo "
         "run, and Optuna alone (ask, 8 suggestions, tell) on the same storage with the same sampler",
         f"full-history TPE: hpo {ms(r['before'])}, Optuna alone {ms(r['floor_before'])}; TPE over the last "
-        f"{DEFAULT_MAX_HISTORY} trials + best 25 (default): hpo {ms(r['after'])}, Optuna alone {ms(r['floor_after'])}; "
-        f"with cheap per-trial reads (as hpo now runs): hpo {ms(r['cheap'])}",
-        f"{ms(r['after'])} (hpo's own {ms(max(0.0, r['after'] - r['floor_after']))}; with cheap reads "
-        f"{ms(max(0.0, r['cheap'] - r['floor_after']))})",
+        f"{DEFAULT_MAX_HISTORY} trials + best 25 (default): hpo {ms(r['after'])}, Optuna alone {ms(r['floor_after'])}",
+        f"{ms(r['after'])} (hpo's own {ms(max(0.0, r['after'] - r['floor_after']))})",
         "hpo's own <= 10 ms, hpo + Optuna <= 50 ms at trial 10,000",
     )
 
