@@ -149,7 +149,12 @@ def run(
     experiment = load_experiment(space_file, overrides).with_overrides(
         study_name=study_name, n_trials=n_trials, timeout=timeout, seed=seed
     )
-    # The heavy imports (torch, Lightning) come after the file is validated, so bad input fails fast.
+    # The heavy imports (torch, Lightning) come after the file and the storage URL are checked, so bad input fails
+    # fast.
+    from hpo.paths import StudyPaths
+    from hpo.study.storage import check_study_storage
+
+    check_study_storage(StudyPaths(root, experiment.study.name), storage)
     quiet_libraries()
     from hpo.search.workers import WORKER_INDEX_ENV
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
 import stat
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -261,9 +263,25 @@ def open_storage(
         ) from None
 
 
-def _check_sqlite_file(url: str, database: Path, create: bool) -> None:
+def check_study_storage(paths: StudyPaths, storage: str | None) -> str:
+    """The storage URL of the study at ``paths`` (see :func:`resolve_storage_url`), checked as far as that can be
+    done without connecting or leaving anything behind: its form, and for SQLite that the file, if there, is a
+    regular file and that its folder can be made (a folder is made and removed where it would go). ``hpo run`` calls
+    it before it reads the data or imports torch, so that a wrong URL is reported in a fraction of a second.
+
+    Raises:
+        StudyError: the URL cannot hold a study.
+    """
+    url = resolve_storage_url(paths, storage)
+    parsed = check_storage_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_file(url, Path(parsed.database or ""), create=True, dry=True)
+    return url
+
+
+def _check_sqlite_file(url: str, database: Path, create: bool, dry: bool = False) -> None:
     """Refuse a SQLite database that is missing (unless ``create``), not a regular file (a named pipe would block
-    the reader forever), or whose folder cannot be made."""
+    the reader forever), or whose folder cannot be made (``dry``: whose nearest existing folder is not one)."""
     try:
         mode = database.stat().st_mode
     except FileNotFoundError:
@@ -272,6 +290,12 @@ def _check_sqlite_file(url: str, database: Path, create: bool) -> None:
                 f"{redact_url(url)}: no such database file; run `hpo run` first, or check --study and --storage"
             ) from None
         try:
+            if dry:
+                existing = next(p for p in database.absolute().parents if os.path.lexists(p))
+                if not existing.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, f"{existing} is not a folder")
+                os.rmdir(tempfile.mkdtemp(prefix=".hpo-probe-", dir=existing))  # can folders be made there?
+                return
             database.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StudyError(

@@ -147,7 +147,8 @@ def test_an_outage_shorter_than_the_retry_time_is_invisible(tmp_path: Path) -> N
         x = trial.suggest_float("x", 0, 1)
         with _locked(tmp_path / "study.db") as release:
             threading.Timer(0.5, release.set).start()
-            trial.set_user_attr("during", "outage")  # blocks, retrying, until the lock goes
+            trial.set_user_attr("during", "outage")  # deferred...
+            storage.flush()  # ...and written here, retrying until the lock goes
         trial.report(x, 0)
         return x
 
@@ -166,6 +167,7 @@ def test_a_long_outage_raises_one_error_then_fails_fast(tmp_path: Path) -> None:
         storage.record_heartbeat(trial._trial_id)  # the heartbeat thread gives up quietly
         with pytest.raises(StorageUnavailableError) as gave_up:
             trial.set_user_attr("a", 1)
+            trial.should_prune()  # a read: writes the deferred attribute first
     message = str(gave_up.value)
     assert message.startswith(f"sqlite:///{tmp_path / 'study.db'}: lost the connection to the study storage")
     assert "database is locked" in message and "--storage-retry" in message and "HPO_STORAGE_RETRY" in message
@@ -254,3 +256,60 @@ def test_optunas_fallback_warning_is_dropped_for_a_lost_connection_only(tmp_path
     finally:
         logger.removeHandler(handler)
     assert len(seen) == 1 and "no such table" in seen[0]
+
+
+def _committed(path: Path) -> dict[str, Any]:
+    """What another process sees of the study's one trial: its user attributes and intermediate values."""
+    with sqlite3.connect(path) as connection:
+        attrs = dict(connection.execute("SELECT key, value_json FROM trial_user_attributes").fetchall())
+        values = dict(connection.execute("SELECT step, intermediate_value FROM trial_intermediate_values").fetchall())
+    return {"attrs": attrs, "values": values}
+
+
+def test_trial_writes_are_deferred_to_the_next_call_and_made_in_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "study.db"
+    storage = _storage(path)
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    commits: list[int] = []
+    sqlalchemy.event.listen(storage.engine, "commit", lambda _conn: commits.append(1))
+    for i in range(12):
+        trial.set_user_attr(f"a{i}", {"i": i})
+    trial.report(0.5, 0)
+    trial.report(0.75, 1)
+    assert commits == [] and _committed(path) == {"attrs": {}, "values": {}}  # nothing written yet
+    assert storage.get_trial(trial._trial_id).user_attrs == {f"a{i}": {"i": i} for i in range(12)}  # a read sees all
+    assert len(commits) == 2  # the 14 writes in one transaction, then the read's own
+    assert _committed(path) == {"attrs": {f"a{i}": f'{{"i": {i}}}' for i in range(12)}, "values": {0: 0.5, 1: 0.75}}
+    trial.set_user_attr("last", 1)
+    study.tell(trial, 1.0)  # the tell writes what is deferred before it finishes the trial
+    assert _committed(path)["attrs"]["last"] == "1"
+    with pytest.raises(TypeError):  # refused where it is set, not at a later unrelated call
+        study.ask().set_user_attr("bad", object())
+
+
+def test_deferred_writes_to_a_trial_another_process_finished_are_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "study.db"
+    storage = _storage(path)
+    study = optuna.create_study(storage=storage, study_name="s")
+    mine, lost = study.ask(), study.ask()
+    mine.set_user_attr("kept", 1)
+    lost.set_user_attr("dropped", 1)
+    other = optuna.load_study(study_name="s", storage=f"sqlite:///{path}")  # another worker failed it meanwhile
+    other._storage.set_trial_state_values(lost._trial_id, TrialState.FAIL)
+    with caplog.at_level(logging.WARNING, logger="hpo.study.retry"):
+        storage.flush()
+    assert storage.get_trial(mine._trial_id).user_attrs == {"kept": 1}
+    assert storage.get_trial(lost._trial_id).user_attrs == {}
+    assert f"trial id {lost._trial_id} was finished by another process" in caplog.text
+
+
+def test_deferred_writes_are_bounded(tmp_path: Path) -> None:
+    storage = _storage(tmp_path / "study.db")
+    trial = optuna.create_study(storage=storage, study_name="s").ask()
+    for step in range(600):
+        trial.report(float(step), step)
+    assert len(storage._pending) < 512
+    assert len(_committed(tmp_path / "study.db")["values"]) >= 512

@@ -167,7 +167,9 @@ def test_hpo_run_refuses_bad_storage_with_exit_2_and_no_traceback(tmp_path: Path
         assert result.returncode == 2, (args, result.stderr[-2000:])
         assert reason in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert SECRET not in result.stdout + result.stderr
+        assert "Data " not in result.stdout  # refused before the data is read (and torch imported)
     assert not (tmp_path / "studies").exists()
+    assert not list(tmp_path.glob(".hpo-probe-*"))
 
 
 @pytest.mark.slow
