@@ -32,6 +32,7 @@ from hpo.study.access import (
     count_finished,
     create_or_resume_study,
     load_study,
+    note_told,
     pareto_front,
     trial_counts,
 )
@@ -536,6 +537,7 @@ class _TrialLoop:
         return self.objective(trial)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        note_told(study, trial)
         self.database.check(study, self.paths)
         self.ran += 1
         complete = trial.state == TrialState.COMPLETE

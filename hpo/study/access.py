@@ -131,12 +131,38 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     known = _BEST.get(study)
     if known is not None and known[0] == complete:
         return known[1]
+    told = _TOLD.pop(study, None)
+    if told is not None and told[0] == complete:  # the one trial completed since is the one this process told
+        _BEST[study] = told
+        return told[1]
     try:
         best: FrozenTrial | None = study.best_trial
     except ValueError:  # no completed trial, or every completed trial breaks a constraint
         best = None
     _BEST[study] = (complete, best)
     return best
+
+
+#: The best trial once the trial this process just told is counted, and the complete count that makes it so.
+_TOLD: weakref.WeakKeyDictionary[optuna.Study, tuple[int, FrozenTrial | None]] = weakref.WeakKeyDictionary()
+
+
+def note_told(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Tell :func:`best_trial` about ``trial``, just told: when the complete count then is one more than at its last
+    read, ``trial`` is the only trial completed since, and the best is the better of the two (ties keep the earlier),
+    without reading the study again. Trials with constraints are left to a read (feasibility decides there)."""
+    known = _BEST.get(study)
+    if known is None or len(study.directions) > 1 or trial.state != TrialState.COMPLETE or trial.value is None:
+        return
+    if trial.constraints:
+        return
+    count, best = known
+    better = (
+        best is None
+        or best.value is None
+        or (trial.value > best.value if study.direction == StudyDirection.MAXIMIZE else trial.value < best.value)
+    )
+    _TOLD[study] = (count + 1, trial if better else best)
 
 
 def pareto_front(study: optuna.Study) -> list[tuple[int, list[float]]]:

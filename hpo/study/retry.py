@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 from optuna._typing import JSONSerializable
 from optuna.distributions import BaseDistribution
@@ -29,6 +30,8 @@ from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hpo.errors import StudyError
 
@@ -240,7 +243,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         self._retrying_tokens: set[str] = set()
         self._tokens_lock = threading.Lock()
         # Trial writes nobody waits for (user attributes, intermediate values), held until the next other call.
-        self._pending: list[tuple[int, Callable[[Any], None]]] = []
+        self._pending: dict[tuple[str, int, str | int], dict[str, Any]] = {}
         self._pending_lock = threading.RLock()
         if not any(isinstance(f, _RetriedQueryWarning) for f in _OPTUNA_RDB_LOGGER.filters):
             _OPTUNA_RDB_LOGGER.addFilter(_RetriedQueryWarning())
@@ -273,9 +276,9 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
     # the next call that is not one of them (a read sees them; the trial's tell commits them first), instead of a
     # commit each. A trial writes a dozen attributes and, in a population, P intermediate values per epoch.
 
-    def _defer(self, trial_id: int, write: Callable[[Any], None]) -> None:
+    def _defer(self, table: str, trial_id: int, key: str | int, row: dict[str, Any]) -> None:
         with self._pending_lock:
-            self._pending.append((trial_id, write))
+            self._pending[(table, trial_id, key)] = row  # a later write of the same attribute or step replaces it
             full = len(self._pending) >= _MAX_PENDING
         if full:
             self.flush()
@@ -287,29 +290,9 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         with self._pending_lock:
             if not self._pending:
                 return
-            pending, self._pending = self._pending, []
-
-            def write_all() -> None:
-                with _create_scoped_session(self.scoped_session, True) as session:
-                    ids = sorted({trial_id for trial_id, _ in pending})
-                    states = dict(
-                        session.query(models.TrialModel.trial_id, models.TrialModel.state)
-                        .filter(models.TrialModel.trial_id.in_(ids))
-                        .all()
-                    )
-                    finished = {i for i in ids if i in states and states[i].is_finished()}
-                    for trial_id, write in pending:
-                        if trial_id not in finished:
-                            write(session)
-                    for trial_id in finished:
-                        _LOGGER.warning(
-                            "trial id %d was finished by another process before these writes of its attributes or "
-                            "intermediate values: they are dropped",
-                            trial_id,
-                        )
-
+            pending, self._pending = self._pending, {}
             _, retried = retry_transient(
-                write_all,
+                partial(self._write_rows, pending),
                 seconds=self.retry_seconds,
                 backend=self._dialect,
                 give_up=self._give_up,
@@ -317,6 +300,52 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             )
             if retried:
                 self._recovered_at = time.monotonic()
+
+    def _write_rows(self, pending: dict[tuple[str, int, str | int], dict[str, Any]]) -> None:
+        ids = sorted({trial_id for _, trial_id, _ in pending})
+        with _create_scoped_session(self.scoped_session) as session:
+            trials = models.TrialModel.__table__
+            states: dict[int, TrialState] = dict(
+                session.execute(
+                    sqlalchemy.select(trials.c.trial_id, trials.c.state).where(trials.c.trial_id.in_(ids))
+                ).all()
+            )
+            for trial_id in ids:
+                if trial_id not in states:
+                    raise KeyError(f"no trial with id {trial_id}")  # as Optuna's own write raises
+                if states[trial_id].is_finished():
+                    _LOGGER.warning(
+                        "trial id %d was finished by another process before these writes of its attributes or "
+                        "intermediate values: they are dropped",
+                        trial_id,
+                    )
+            for table, model, key in (
+                ("attrs", models.TrialUserAttributeModel, "key"),
+                ("values", models.TrialIntermediateValueModel, "step"),
+            ):
+                rows = [row for (kind, i, _), row in pending.items() if kind == table and not states[i].is_finished()]
+                if rows:
+                    self._upsert(session, model, key, rows)
+
+    def _upsert(self, session: Any, model: Any, key: str, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` into ``model``'s table, replacing those with the same trial and ``key``: one statement on
+        SQLite and PostgreSQL; row by row elsewhere."""
+        columns = [c for c in rows[0] if c not in ("trial_id", key)]
+        if self._dialect in ("sqlite", "postgresql"):
+            insert = (sqlite_insert if self._dialect == "sqlite" else postgresql_insert)(model)
+            statement = insert.on_conflict_do_update(
+                index_elements=[model.trial_id, getattr(model, key)],
+                set_={c: getattr(insert.excluded, c) for c in columns},
+            )
+            session.execute(statement, rows)
+            return
+        for row in rows:
+            found = session.query(model).filter_by(trial_id=row["trial_id"], **{key: row[key]}).one_or_none()
+            if found is None:
+                session.add(model(**row))
+            else:
+                for c in columns:
+                    setattr(found, c, row[c])
 
     def heartbeats_trustworthy(self) -> bool:
         """False for a grace period (plus the longest wait between retries) after an outage, this process's own or
@@ -469,14 +498,13 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         return self._call(partial(super().get_trial_param, trial_id, param_name))
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-        write = super()._set_trial_intermediate_value_without_commit
-        self._defer(trial_id, lambda session: write(session, trial_id, step, intermediate_value))
+        stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(intermediate_value)
+        row = {"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind}
+        self._defer("values", trial_id, step, row)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        json.dumps(value)  # refused now, where the caller is, as Optuna's own write would
-        write = super()._set_trial_attr_without_commit
-        model = models.TrialUserAttributeModel
-        self._defer(trial_id, lambda session: write(session, model, trial_id, key, value))
+        # Serialised now: a value JSON cannot hold is refused where the caller sets it, as Optuna's own write does.
+        self._defer("attrs", trial_id, key, {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)})
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: JSONSerializable) -> None:
         self._call(partial(super().set_trial_system_attr, trial_id, key, value))

@@ -29,6 +29,7 @@ from hpo.train.device import training_device
 from hpo.train.lightning_module import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
 from hpo.train.model_metrics import measure_model
 from hpo.train.outcome import OutcomeCallback, trial_outcome
+from hpo.train.tensorboard import TrialLogger
 
 __all__ = ["DEFAULTS", "Objective", "TrainedModel", "build_trainer", "resolve_params", "training_device"]
 
@@ -178,7 +179,7 @@ class Objective:
         # Which process on which host ran it: where its TensorBoard run and (if best) its weights were written.
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         model_kwargs = _model_kwargs(params, self.data)
-        logger = TensorBoardLogger(
+        logger = TrialLogger(
             save_dir=str(self.paths.tensorboard_dir),
             name="",
             version=self.paths.trial_version(trial.number),
@@ -227,7 +228,7 @@ class Objective:
             trial.set_user_attr("params", params)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             trial.set_user_attr("population", len(trials))
-            loggers[trial.number] = TensorBoardLogger(
+            loggers[trial.number] = TrialLogger(
                 save_dir=str(self.paths.tensorboard_dir),
                 name="",
                 version=self.paths.trial_version(trial.number),

@@ -68,3 +68,30 @@ def test_unreachable_storage_hides_the_password(write_space, tmp_path: Path) -> 
         create_or_resume_study(exp, root=tmp_path / "studies", storage="postgresql+psycopg://bob:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in str(info.value) and "***" in str(info.value)
     assert not (tmp_path / "studies").exists()
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_best_trial_after_own_tells_matches_a_fresh_read_with_another_worker_interleaved(
+    tmp_path: Path, direction: str
+) -> None:
+    import random
+
+    from hpo.study.access import best_trial, note_told
+    from hpo.study.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    mine = optuna.create_study(storage=open_storage(url, create=True), study_name="s", direction=direction)
+    other = optuna.load_study(storage=url, study_name="s")  # another worker on the same storage
+    rng = random.Random(0)
+    assert best_trial(mine) is None
+    for _ in range(60):
+        value = rng.choice([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # ties on purpose
+        study = other if rng.random() < 0.3 else mine
+        state = optuna.trial.TrialState.PRUNED if rng.random() < 0.2 else optuna.trial.TrialState.COMPLETE
+        trial = study.ask()
+        frozen = study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+        if study is mine:
+            note_told(mine, frozen)
+        got = best_trial(mine)
+        fresh = optuna.load_study(storage=url, study_name="s").best_trial
+        assert got is not None and (got.number, got.value) == (fresh.number, fresh.value)
