@@ -214,6 +214,8 @@ class BestModelPublisher:
             StudyError: ``best/`` cannot be written (it keeps its previous content).
         """
         prepared = self._prepared.pop(trained.trial_number, None)
+        if not is_best(trained.trial_number):
+            return False  # not the best now, never the best (trials are not removed): no need to take the lock
         # Built here only when another worker's better trial was not yet complete when this one checked.
         return promote_best_files(
             self.paths, trained.trial_number, is_best, lambda: (prepared or self.build(trained)).files

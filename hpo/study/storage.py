@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 import optuna
+import sqlalchemy
 import sqlalchemy.engine
 import sqlalchemy.event
 import sqlalchemy.exc
@@ -391,11 +392,18 @@ def fail_trials_without_heartbeat(study: optuna.Study, grace_period: int) -> lis
     if not isinstance(backend, optuna.storages.RDBStorage) or backend.heartbeat_interval is None:
         return []
     now = dt.datetime.now()
-    old = [
-        t._trial_id
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        if t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace_period
-    ]
+    trials = models.TrialModel.__table__.c
+
+    def running() -> list[tuple[int, dt.datetime | None]]:
+        # One query for the running trials' starts: study.get_trials would sort every trial of the study in Python.
+        query = sqlalchemy.select(trials.trial_id, trials.datetime_start).where(
+            trials.study_id == study._study_id, trials.state == optuna.trial.TrialState.RUNNING
+        )
+        with backend.engine.connect() as connection:
+            return [(row[0], row[1]) for row in connection.execute(query)]
+
+    started = backend.retrying(running) if isinstance(backend, RetryingRDBStorage) else running()
+    old = [i for i, start in started if start is not None and (now - start).total_seconds() > grace_period]
     if not old:
         return []
     if isinstance(backend, RetryingRDBStorage) and not backend.heartbeats_trustworthy():

@@ -57,6 +57,18 @@ def _trials(folder: Path) -> dict[int, tuple[str, float | None]]:
     return {t.number: (t.state.name, t.value) for t in study.get_trials(deepcopy=False)}
 
 
+@pytest.fixture(scope="module")
+def two_trials(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding ``studies/tiny`` after a 2-trial ``hpo run`` (made once; tests copy it)."""
+    folder = tmp_path_factory.mktemp("two_trials")
+    assert run_hpo(["run", str(_write_space(folder, 2))], cwd=folder).returncode == 0
+    return folder
+
+
+def _copy_study(two_trials: Path, to: Path) -> None:
+    shutil.copytree(two_trials / "studies", to / "studies")
+
+
 def _write_space(folder: Path, n_trials: int) -> Path:
     path = folder / f"space{n_trials}.yaml"
     path.write_text(yaml.safe_dump(tiny_space(study={"n_trials": n_trials})), encoding="utf-8")
@@ -65,11 +77,11 @@ def _write_space(folder: Path, n_trials: int) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("leave_kib", [0, 80, 300])
-def test_hpo_run_on_a_full_disk_exits_2_and_loses_nothing(small_disk: Path, leave_kib: int) -> None:
+def test_hpo_run_on_a_full_disk_exits_2_and_loses_nothing(small_disk: Path, leave_kib: int, two_trials: Path) -> None:
     """A study of 2 trials is resumed for 6 on a disk with ``leave_kib`` KiB free: opening the storage (0), recording
     the next trials (80) or writing their TensorBoard runs (300) fails. Either way: exit 2, a message naming the
     full disk, and the 2 recorded trials and best/ intact."""
-    assert run_hpo(["run", str(_write_space(small_disk.parent, 2))], cwd=small_disk).returncode == 0
+    _copy_study(two_trials, small_disk)
     before = _trials(small_disk)
     assert [state for state, _ in before.values()] == ["COMPLETE", "COMPLETE"]
     filler = _fill(small_disk, leave_kib << 10)
@@ -100,9 +112,9 @@ def test_hpo_run_on_a_full_disk_from_the_start(small_disk: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_read_only_database_is_a_message(tmp_path: Path) -> None:
+def test_a_read_only_database_is_a_message(tmp_path: Path, two_trials: Path) -> None:
     """A study whose file and folder are read-only (as root, without the capability that ignores permissions)."""
-    assert run_hpo(["run", str(_write_space(tmp_path, 2))], cwd=tmp_path).returncode == 0
+    _copy_study(two_trials, tmp_path)
     folder = tmp_path / "studies/tiny"
     (folder / "study.db").chmod(0o444)
     folder.chmod(0o555)

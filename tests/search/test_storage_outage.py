@@ -189,7 +189,8 @@ def test_storage_calls_wait_for_a_restart_and_judge_no_trial_stale(server: _Serv
     storage.record_heartbeat(again._trial_id)
     server.stop()
     threading.Timer(2, server.start).start()
-    again.set_user_attr("after", "a stop")  # waits for the server to come back
+    again.set_user_attr("after", "a stop")  # deferred (hpo.study.retry) ...
+    storage.flush()  # ... and written here, waiting for the server to come back
     with sqlalchemy.create_engine(server.url).begin() as connection:  # as if its worker went quiet an hour ago
         connection.exec_driver_sql("UPDATE trial_heartbeats SET heartbeat = now() - interval '1 hour'")
     fresh = open_storage(server.url, create=False, heartbeat_interval=1, grace_period=30)
