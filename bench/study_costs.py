@@ -175,16 +175,16 @@ class _Histories:
         return target, f"sqlite:///{target / 'fixed' / 'study.db'}"
 
 
-def fixed_cost_at(histories: _Histories, existing: int, measured: int, sampler: dict[str, Any]) -> float:
-    """Median CPU seconds per trial of ``hpo run`` (one-epoch trials on 57 rows) after ``existing`` trials."""
+def fixed_cost_at(histories: _Histories, existing: int, measured: int, sampler: dict[str, Any]) -> list[float]:
+    """CPU seconds of each trial of ``hpo run`` (one-epoch trials on 57 rows) after ``existing`` trials."""
     root, _ = histories.copy(existing)
     clock = _PerTrialClock()
     exp = _tiny_trials(sampler, existing + 1 + measured)
     run_study(exp, root=root, on_trial_end=clock, threads=1, finalize=False)
-    return statistics.median(clock.seconds)
+    return clock.seconds
 
 
-def optuna_floor_at(histories: _Histories, existing: int, measured: int, sampler: dict[str, Any]) -> float:
+def optuna_floor_at(histories: _Histories, existing: int, measured: int, sampler: dict[str, Any]) -> list[float]:
     """Median CPU seconds of Optuna alone for one trial (ask, the same suggestions, tell) after ``existing`` trials, on
     the same kind of storage as ``hpo run``'s (a SQLite file opened by hpo: write-ahead log, ``synchronous=NORMAL``)
     and with the same sampler: what any Optuna study pays per trial there, whatever it trains."""
@@ -199,7 +199,7 @@ def optuna_floor_at(histories: _Histories, existing: int, measured: int, sampler
         exp.space.sample(trial)
         study.tell(trial, 0.95)
         seconds.append(time.process_time() - start)
-    return statistics.median(seconds[1:])  # the first one loads the study
+    return seconds[1:]  # the first one loads the study
 
 
 def lightning_only(exp: Experiment, data: PreparedData, params: dict[str, Any], seed: int) -> None:
@@ -256,19 +256,22 @@ def overhead_share(rows: int, trials: int, epochs: int) -> tuple[float, float, f
 
 
 def fixed_costs(quick: bool) -> dict[int, dict[str, float]]:
-    """Per history length: ``hpo run``'s mean seconds per trial with full-history TPE (``before``), the default
-    sampler (``after``); Optuna alone with each sampler
-    (``floor_before``, ``floor_after``). Variants run in turn, so that they see about the same machine load."""
+    """Per history length: ``hpo run``'s median CPU seconds per trial with full-history TPE (``before``) and the
+    default sampler (``after``); Optuna alone with each sampler (``floor_before``, ``floor_after``). The variants run
+    in turn, ``rounds`` times (each round on a fresh copy of the study), and each median is over all the rounds'
+    trials: run-to-run noise on these machines is about 15%, as large as the differences measured."""
     histories = _Histories()
-    measured = 8 if quick else 24
+    measured = 8 if quick else 12
+    rounds = 1 if quick else 3
     results: dict[int, dict[str, float]] = {}
     for existing in (300, 3000) if quick else (1000, 10_000):
-        results[existing] = {
-            "floor_before": optuna_floor_at(histories, existing, measured, FULL_TPE),
-            "before": fixed_cost_at(histories, existing, measured, FULL_TPE),
-            "floor_after": optuna_floor_at(histories, existing, measured, DEFAULT_TPE),
-            "after": fixed_cost_at(histories, existing, measured, DEFAULT_TPE),
-        }
+        seconds: dict[str, list[float]] = {"floor_before": [], "before": [], "floor_after": [], "after": []}
+        for _ in range(rounds):
+            seconds["floor_before"] += optuna_floor_at(histories, existing, measured, FULL_TPE)
+            seconds["before"] += fixed_cost_at(histories, existing, measured, FULL_TPE)
+            seconds["floor_after"] += optuna_floor_at(histories, existing, measured, DEFAULT_TPE)
+            seconds["after"] += fixed_cost_at(histories, existing, measured, DEFAULT_TPE)
+        results[existing] = {k: statistics.median(v) for k, v in seconds.items()}
     shutil.rmtree(histories.root, ignore_errors=True)
     return results
 

@@ -41,6 +41,7 @@ __all__ = [
     "STORAGE_RETRY_ENV",
     "RetryingRDBStorage",
     "StorageUnavailableError",
+    "flush_trial_writes",
     "retry_transient",
     "storage_outage",
     "storage_retry_seconds",
@@ -319,23 +320,28 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                         "intermediate values: they are dropped",
                         trial_id,
                     )
-            for table, model, key in (
-                ("attrs", models.TrialUserAttributeModel, "key"),
-                ("values", models.TrialIntermediateValueModel, "step"),
+            for table, model, key, replace in (
+                ("params", models.TrialParamModel, "param_name", False),  # a parameter, once set, stays (as Optuna's)
+                ("attrs", models.TrialUserAttributeModel, "key", True),
+                ("values", models.TrialIntermediateValueModel, "step", True),
             ):
                 rows = [row for (kind, i, _), row in pending.items() if kind == table and not states[i].is_finished()]
                 if rows:
-                    self._upsert(session, model, key, rows)
+                    self._upsert(session, model, key, rows, replace)
 
-    def _upsert(self, session: Any, model: Any, key: str, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` into ``model``'s table, replacing those with the same trial and ``key``: one statement on
-        SQLite and PostgreSQL; row by row elsewhere."""
+    def _upsert(self, session: Any, model: Any, key: str, rows: list[dict[str, Any]], replace: bool) -> None:
+        """Insert ``rows`` into ``model``'s table; a row with the same trial and ``key`` is replaced (``replace``) or
+        kept. One statement on SQLite and PostgreSQL; row by row elsewhere."""
         columns = [c for c in rows[0] if c not in ("trial_id", key)]
         if self._dialect in ("sqlite", "postgresql"):
             insert = (sqlite_insert if self._dialect == "sqlite" else postgresql_insert)(model)
-            statement = insert.on_conflict_do_update(
-                index_elements=[model.trial_id, getattr(model, key)],
-                set_={c: getattr(insert.excluded, c) for c in columns},
+            index = [model.trial_id, getattr(model, key)]
+            statement = (
+                insert.on_conflict_do_update(
+                    index_elements=index, set_={c: getattr(insert.excluded, c) for c in columns}
+                )
+                if replace
+                else insert.on_conflict_do_nothing(index_elements=index)
             )
             session.execute(statement, rows)
             return
@@ -343,7 +349,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             found = session.query(model).filter_by(trial_id=row["trial_id"], **{key: row[key]}).one_or_none()
             if found is None:
                 session.add(model(**row))
-            else:
+            elif replace:
                 for c in columns:
                     setattr(found, c, row[c])
 
@@ -483,6 +489,20 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         distribution: BaseDistribution,
         previous_distribution: BaseDistribution | None,
     ) -> None:
+        if previous_distribution is not None:
+            # The parameter is known to this process (Optuna's cache passes its distribution): checked here, where it
+            # is suggested, and written with the trial's other deferred writes (the objective flushes them once all
+            # its parameters are suggested: see flush_trial_writes).
+            optuna.distributions.check_distribution_compatibility(previous_distribution, distribution)
+            row = {
+                "trial_id": trial_id,
+                "param_name": param_name,
+                "param_value": param_value_internal,
+                "distribution_json": optuna.distributions.distribution_to_json(distribution),
+            }
+            self._defer("params", trial_id, param_name, row)
+            return
+        # The first time this process sees the parameter: Optuna checks it against the study's earlier trials.
         self._call(
             partial(
                 super()._set_trial_param,
@@ -526,6 +546,18 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
 
     def _get_best_trial_id(self, study_id: int, direction: StudyDirection) -> int:
         return self._call(partial(super()._get_best_trial_id, study_id, direction))
+
+
+def flush_trial_writes(trial: optuna.Trial | optuna.trial.FixedTrial) -> None:
+    """Write the deferred writes of ``trial``'s study now, if its storage defers them (see
+    :meth:`RetryingRDBStorage.flush`): after a trial's parameters are suggested, so that a trial whose worker dies
+    is retried with the same parameters. Nothing for a ``FixedTrial`` (no storage)."""
+    study = getattr(trial, "study", None)
+    if study is None:
+        return
+    backend = getattr(study._storage, "_backend", study._storage)
+    if isinstance(backend, RetryingRDBStorage):
+        backend.flush()
 
 
 def _with_token(template: FrozenTrial | None, token: str) -> FrozenTrial:

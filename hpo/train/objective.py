@@ -24,6 +24,7 @@ from hpo.data.loading import DEFAULT_SCALING, Fold, PreparedData
 from hpo.metrics import METRICS, hp_name
 from hpo.model import MLP
 from hpo.paths import StudyPaths
+from hpo.study.retry import flush_trial_writes
 from hpo.train.batches import TensorBatches
 from hpo.train.device import training_device
 from hpo.train.lightning_module import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
@@ -178,6 +179,7 @@ class Objective:
         trial.set_user_attr("params", params)
         # Which process on which host ran it: where its TensorBoard run and (if best) its weights were written.
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        flush_trial_writes(trial)  # the parameters and these attributes, in one transaction
         model_kwargs = _model_kwargs(params, self.data)
         logger = TrialLogger(
             save_dir=str(self.paths.tensorboard_dir),
@@ -237,6 +239,8 @@ class Objective:
             _declare_hparams(loggers[trial.number], params, declared)
             model_kwargs = _model_kwargs(params, self.data)
             members.append(Member(trial.number, params, model_kwargs, exp.training.seed + trial.number))
+        if trials:
+            flush_trial_writes(trials[0])  # every member's parameters and attributes, in one transaction
         splits = {s: self.device_tensors(s) for s in sorted({str(m.params["preprocessing.numeric"]) for m in members})}
         first = next(iter(splits.values()))
         # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning for them.

@@ -313,3 +313,25 @@ def test_deferred_writes_are_bounded(tmp_path: Path) -> None:
         trial.report(float(step), step)
     assert len(storage._pending) < 512
     assert len(_committed(tmp_path / "study.db")["values"]) >= 512
+
+
+def test_parameters_are_deferred_after_the_first_and_refused_where_suggested(tmp_path: Path) -> None:
+    from hpo.study.retry import flush_trial_writes
+
+    path = tmp_path / "study.db"
+    study = optuna.create_study(storage=_storage(path), study_name="s", sampler=optuna.samplers.RandomSampler(0))
+    first = study.ask()
+    first.suggest_float("x", 0, 1)  # new to this process: written and checked against the study at once
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM trial_params").fetchone() == (1,)
+    second = study.ask()
+    x = second.suggest_float("x", 0, 1)  # known: deferred
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM trial_params").fetchone() == (1,)
+    with pytest.raises(
+        ValueError, match="different distribution kind"
+    ):  # another kind of distribution: refused here, not at a flush
+        second.suggest_int("x", 0, 3)
+    flush_trial_writes(second)
+    other = optuna.load_study(study_name="s", storage=f"sqlite:///{path}")
+    assert other.trials[1].params == {"x": x}

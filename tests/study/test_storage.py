@@ -31,3 +31,27 @@ def test_processes_creating_the_same_new_sqlite_database_at_once_all_open_it(tmp
         for process in processes:
             process.join(timeout=60)
     assert outcomes == ["ok"] * (4 * PROCESSES), [o for o in outcomes if o != "ok"][:3]
+
+
+def test_check_study_storage_refuses_what_cannot_hold_a_study_and_leaves_nothing(tmp_path: Path) -> None:
+    import pytest
+
+    from hpo.errors import StudyError
+    from hpo.paths import StudyPaths
+    from hpo.study.storage import check_study_storage
+
+    paths = StudyPaths(tmp_path / "studies", "s")
+    assert check_study_storage(paths, None) == paths.default_storage_url
+    assert list(tmp_path.iterdir()) == []  # checked, nothing made: the folder comes when the study is created
+    (tmp_path / "afile").write_text("")
+    cases = {
+        f"sqlite:///{tmp_path}/afile/s/study.db": "as a database file \\(Not a directory\\)",
+        "sqlite:////proc/hpo-nowhere/study.db": "cannot create the folder /proc/hpo-nowhere",
+        f"sqlite:///{tmp_path}": "is a folder",
+        "sqlite://": "in-memory SQLite database",
+        "nosuchdb://host/x": "unknown kind of database",
+    }
+    for url, reason in cases.items():
+        with pytest.raises(StudyError, match=reason):
+            check_study_storage(paths, url)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
