@@ -246,8 +246,7 @@ def open_storage(
         storage = _create_rdb_storage(url, engine_kwargs, heartbeat, seconds)
         if sqlite:
             # Write-ahead logging lets readers (the dashboard, other workers) work while one worker writes.
-            with storage.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            _wal(storage.engine)
             _sync_commits_at_checkpoints(storage.engine)
         return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as exc:
@@ -350,11 +349,28 @@ def _create_rdb_storage(
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as exc:
             # SQLite says "table ... already exists" as an OperationalError; other OperationalErrors (a server that
             # cannot be reached, a file that cannot be opened) are not races and fail at once.
-            racing = not isinstance(exc, sqlalchemy.exc.OperationalError) or "already exists" in str(exc)
+            # "database is locked": SQLite gives up at once, without waiting, on a lock upgrade two creators race for.
+            racing = not isinstance(exc, sqlalchemy.exc.OperationalError) or any(
+                text in str(exc) for text in ("already exists", "database is locked")
+            )
             if attempt == 5 or not racing:
                 raise
             time.sleep(0.2 + random.random() * (attempt + 1))  # another process is creating the same tables
     raise AssertionError("unreachable")
+
+
+def _wal(engine: sqlalchemy.engine.Engine) -> None:
+    """Switch the SQLite file to write-ahead logging; retried while another process opening it holds the lock that
+    needs (SQLite reports that at once, without waiting)."""
+    for attempt in range(20):
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            return
+        except sqlalchemy.exc.OperationalError as exc:
+            if attempt == 19 or "database is locked" not in str(exc):
+                raise
+            time.sleep(0.1 + random.random() * 0.4)
 
 
 def _sync_commits_at_checkpoints(engine: sqlalchemy.engine.Engine) -> None:

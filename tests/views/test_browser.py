@@ -17,7 +17,7 @@ import optuna
 import pytest
 
 from hpo.views.report import write_report
-from tests.views.test_serving import serving
+from tests.views.test_serving import serving, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -101,8 +101,7 @@ def test_dashboard_shows_the_study_and_its_trials(browser: Any, tiny_study: Path
         assert all(f"Trial {n}\n" in listed for n in range(n_trials))
         assert _errors(browser) == []
         browser.get("about:blank")  # the dashboard polls its server, which is stopped next
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        stop_server(proc, signal.SIGINT)
 
 
 def test_report_renders_every_plot_offline(browser: Any, tiny_study: Path, tmp_path: Path) -> None:

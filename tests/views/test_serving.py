@@ -56,7 +56,8 @@ def test_free_port_and_missing_study(tiny_study: Path, tmp_path: Path) -> None:
 @contextmanager
 def serving(args: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
     """Start ``hpo <args> --json`` and yield the process and the JSON line saying where it listens."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+    # faulthandler: a server that does not stop is made to print every thread's stack (see stop_server)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [*HPO, *args, "--json"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -71,11 +72,23 @@ def serving(args: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str],
             proc.communicate()
 
 
-def _stop(proc: subprocess.Popen[str], signum: int) -> str:
+def stop_server(proc: subprocess.Popen[str], signum: int) -> str:
+    """Send ``signum`` and wait for the server to exit; one that is still running after 60 s fails the test with the
+    stack of each of its threads (and its SIGINT disposition as inherited, a common cause)."""
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        with open(f"/proc/{proc.pid}/status", encoding="ascii") as status:
+            masks = [line.strip() for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"the server did not stop on signal {signum} within 60 s ({masks}); its stacks:\n{err[-8000:]}")
     assert proc.returncode == 0, err
     return err
+
+
+_stop = stop_server
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
