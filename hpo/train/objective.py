@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import signal
 import socket
+import threading
 import warnings
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
@@ -556,7 +558,11 @@ class _StudySnapshot:
 
 
 class _QuietLightning:
-    """Silence Lightning's start-up banners ("GPU available ...") for the duration of one fit."""
+    """What one ``fit`` may do to the process, undone: Lightning's start-up banners ("GPU available ...") are silenced
+    for its duration, and the SIGINT handler is put back afterwards. On Ctrl-C inside ``fit`` Lightning sets SIGINT
+    to "ignore" for good (so that a second Ctrl-C cannot interrupt its shutdown): without this, a study run from
+    Python (a notebook, a test) would ignore Ctrl-C from then on, and so would every process it starts, which
+    inherit the setting."""
 
     _names = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
 
@@ -564,7 +570,11 @@ class _QuietLightning:
         self._levels = [(logging.getLogger(n), logging.getLogger(n).level) for n in self._names]
         for log, _ in self._levels:
             log.setLevel(logging.WARNING)
+        main = threading.current_thread() is threading.main_thread()
+        self._sigint = signal.getsignal(signal.SIGINT) if main else None
 
     def __exit__(self, *exc: object) -> None:
         for log, level in self._levels:
             log.setLevel(level)
+        if self._sigint is not None and signal.getsignal(signal.SIGINT) is not self._sigint:
+            signal.signal(signal.SIGINT, self._sigint)

@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -295,3 +296,42 @@ def test_a_dead_workers_trial_is_retried_even_when_another_worker_asks_meanwhile
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE], [(t.number, t.state) for t in trials]
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(trials[1]) == dead.number
     assert trials[1].params == dead.params
+
+
+@pytest.mark.parametrize("population", [1, 4])
+def test_ctrl_c_inside_training_leaves_ctrl_c_working_in_the_process(
+    write_space, tmp_path: Path, population: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning sets SIGINT to "ignore" for good when Ctrl-C interrupts fit; a study run from Python (a notebook)
+    would then ignore Ctrl-C, and so would every process it starts afterwards."""
+    import signal
+
+    from hpo.train import batches
+    from hpo.train import population as population_module
+
+    exp = load_experiment(
+        write_space(tiny_space(study={"n_trials": 2}, training={"max_epochs": 20, "population": population}))
+    )
+    epochs = {"n": 0}
+
+    def ctrl_c_at_epoch_3(iterate: Any) -> Any:
+        def wrapped(self: Any) -> Any:
+            epochs["n"] += 1
+            if epochs["n"] == 3:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C, in the middle of fit
+            return iterate(self)
+
+        return wrapped
+
+    monkeypatch.setattr(batches.TensorBatches, "__iter__", ctrl_c_at_epoch_3(batches.TensorBatches.__iter__))
+    monkeypatch.setattr(
+        population_module._EpochIndex, "__iter__", ctrl_c_at_epoch_3(population_module._EpochIndex.__iter__)
+    )
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (not a background job)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(exp, root=tmp_path / "studies")
+        assert epochs["n"] == 3
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -59,7 +59,15 @@ def serving(args: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str],
     # faulthandler: a server that does not stop is made to print every thread's stack (see stop_server)
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
-        [*HPO, *args, "--json"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*HPO, *args, "--json"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as in a terminal: a shell starts a background job (`make test &`) with SIGINT ignored, and every
+        # process it starts would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout is not None
