@@ -243,7 +243,8 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         self._recovered_at: float | None = None
         self._retrying_tokens: set[str] = set()
         self._tokens_lock = threading.Lock()
-        # Trial writes nobody waits for (user attributes, intermediate values), held until the next other call.
+        # Trial writes nobody waits for (user attributes, intermediate values, parameters), held until the next other
+        # call (see flush).
         self._pending: dict[tuple[str, int, str | int], dict[str, Any]] = {}
         self._pending_lock = threading.RLock()
         if not any(isinstance(f, _RetriedQueryWarning) for f in _OPTUNA_RDB_LOGGER.filters):
@@ -259,6 +260,9 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             StorageUnavailableError: the connection stayed lost for the retry time, now or earlier.
         """
         self.flush()
+        return self._retried(call, already_done)
+
+    def _retried(self, call: Callable[[], T], already_done: Callable[[], T | None] | None = None) -> T:
         result, retried = retry_transient(
             call,
             seconds=self.retry_seconds,
@@ -273,9 +277,9 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
 
     _call = retrying
 
-    # Write-behind: a trial's user attributes and intermediate values are written together, in one transaction, by
-    # the next call that is not one of them (a read sees them; the trial's tell commits them first), instead of a
-    # commit each. A trial writes a dozen attributes and, in a population, P intermediate values per epoch.
+    # Write-behind: a trial's user attributes, intermediate values and parameters are written together, in one
+    # transaction, by the next call that is not one of them (a read sees them; the trial's tell commits them first),
+    # instead of a commit each. A trial writes a dozen attributes and, in a population, P intermediate values per epoch.
 
     def _defer(self, table: str, trial_id: int, key: str | int, row: dict[str, Any]) -> None:
         with self._pending_lock:
@@ -292,15 +296,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             if not self._pending:
                 return
             pending, self._pending = self._pending, {}
-            _, retried = retry_transient(
-                partial(self._write_rows, pending),
-                seconds=self.retry_seconds,
-                backend=self._dialect,
-                give_up=self._give_up,
-                stop=lambda: self._failure,
-            )
-            if retried:
-                self._recovered_at = time.monotonic()
+            self._retried(partial(self._write_rows, pending))  # upserts: safe to run again
 
     def _write_rows(self, pending: dict[tuple[str, int, str | int], dict[str, Any]]) -> None:
         ids = sorted({trial_id for _, trial_id, _ in pending})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import re
@@ -281,7 +280,7 @@ def check_study_storage(paths: StudyPaths, storage: str | None) -> str:
 
 def _check_sqlite_file(url: str, database: Path, create: bool, dry: bool = False) -> None:
     """Refuse a SQLite database that is missing (unless ``create``), not a regular file (a named pipe would block
-    the reader forever), or whose folder cannot be made (``dry``: whose nearest existing folder is not one)."""
+    the reader forever), or whose folder cannot be made (``dry``: probed, not made)."""
     try:
         mode = database.stat().st_mode
     except FileNotFoundError:
@@ -290,11 +289,9 @@ def _check_sqlite_file(url: str, database: Path, create: bool, dry: bool = False
                 f"{redact_url(url)}: no such database file; run `hpo run` first, or check --study and --storage"
             ) from None
         try:
-            if dry:
-                existing = next(p for p in database.absolute().parents if os.path.lexists(p))
-                if not existing.is_dir():
-                    raise NotADirectoryError(errno.ENOTDIR, f"{existing} is not a folder")
-                os.rmdir(tempfile.mkdtemp(prefix=".hpo-probe-", dir=existing))  # can folders be made there?
+            if dry:  # can folders be made where the database's would go? (stat above refused a path through a file)
+                existing = next(p for p in database.absolute().parents if p.exists())
+                os.rmdir(tempfile.mkdtemp(prefix=".hpo-probe-", dir=existing))
                 return
             database.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

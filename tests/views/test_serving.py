@@ -96,9 +96,6 @@ def stop_server(proc: subprocess.Popen[str], signum: int) -> str:
     return err
 
 
-_stop = stop_server
-
-
 def _post(url: str, body: dict[str, Any]) -> Any:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
@@ -138,7 +135,7 @@ def test_tensorboard_hparams_lists_every_trial_with_its_optuna_value(tiny_study:
             metrics = {m["name"]["tag"]: m["value"] for m in session["metricValues"]}
             assert math.isclose(metrics["hp_metric"], expected[name], rel_tol=1e-6), name
             assert {"hp/auroc", "hp/loss", "hp/accuracy", "hp/f1", "hp/average_precision"} <= set(metrics)
-        assert "Stopped TensorBoard" in _stop(proc, signal.SIGINT)
+        assert "Stopped TensorBoard" in stop_server(proc, signal.SIGINT)
 
 
 @pytest.mark.slow
@@ -148,7 +145,7 @@ def test_dashboard_on_all_interfaces_warns_and_stops_on_sigterm(tiny_study: Path
         with urllib.request.urlopen(f"http://127.0.0.1:{where['port']}/api/studies", timeout=30) as response:
             studies = json.load(response)["study_summaries"]
         assert [s["study_name"] for s in studies] == ["tiny"]
-        err = _stop(proc, signal.SIGTERM)
+        err = stop_server(proc, signal.SIGTERM)
     assert "warning: optuna-dashboard listens on all interfaces" in err and "Stopped optuna-dashboard" in err
 
 
