@@ -553,7 +553,8 @@ class _TrialLoop:
         self.started = time.monotonic()
 
     def _report(self, trial: FrozenTrial, promoted: bool) -> TrialReport:
-        best = best_trial(self.study)
+        counts = trial_counts(self.study)  # one read for both the best trial and the progress
+        best = best_trial(self.study, counts)
         complete = trial.state == TrialState.COMPLETE
         multi = self.settings.multi_objective
         return TrialReport(
@@ -563,7 +564,7 @@ class _TrialLoop:
             value=trial.values[0] if complete else trial.value if trial.state == TrialState.PRUNED else None,
             reason=trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason"),
             seconds=time.monotonic() - self.started,
-            finished=count_finished(self.study),
+            finished=count_finished(self.study, counts),
             budget=self.budget,
             best_value=best.value if best else None,
             best_trial=best.number if best else None,

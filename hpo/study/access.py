@@ -109,9 +109,9 @@ def trial_counts(study: optuna.Study, running_before: int | None = None) -> dict
     return retrying(count) if retrying is not None else count()
 
 
-def count_finished(study: optuna.Study) -> int:
-    """Trials that count towards ``n_trials`` (complete or pruned)."""
-    counts = trial_counts(study)
+def count_finished(study: optuna.Study, counts: dict[TrialState, int] | None = None) -> int:
+    """Trials that count towards ``n_trials`` (complete or pruned); ``counts`` as for :func:`best_trial`."""
+    counts = trial_counts(study) if counts is None else counts
     return sum(counts.get(state, 0) for state in FINISHED_STATES)
 
 
@@ -119,15 +119,16 @@ def count_finished(study: optuna.Study) -> int:
 _BEST: weakref.WeakKeyDictionary[optuna.Study, tuple[int, FrozenTrial | None]] = weakref.WeakKeyDictionary()
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
+def best_trial(study: optuna.Study, counts: dict[TrialState, int] | None = None) -> FrozenTrial | None:
     """The best feasible trial of a single-objective study; None for none yet, or for a multi-objective study.
 
     Read again only when the number of complete trials changed: trials are never removed and a finished trial never
     changes (its constraints are recorded before it completes), so the same count means the same best trial.
+    ``counts``: the study's :func:`trial_counts`, when the caller has just read them.
     """
     if len(study.directions) > 1:
         return None
-    complete = trial_counts(study).get(TrialState.COMPLETE, 0)
+    complete = (trial_counts(study) if counts is None else counts).get(TrialState.COMPLETE, 0)
     known = _BEST.get(study)
     if known is not None and known[0] == complete:
         return known[1]

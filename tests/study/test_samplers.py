@@ -7,13 +7,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.samplers._tpe import _truncnorm
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.config.algorithms import DEFAULT_SAMPLER, SAMPLERS, parse_algorithm
-from hpo.study.samplers import BEST_KEPT, DEFAULT_MAX_HISTORY, HistoryWindowSampler, build_sampler
+from hpo.study.samplers import (
+    BEST_KEPT,
+    DEFAULT_MAX_HISTORY,
+    OPTUNA_LOG_NDTR,
+    HistoryWindowSampler,
+    build_sampler,
+    vectorize_tpe_log_ndtr,
+)
 from hpo.study.storage import open_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -192,3 +201,45 @@ def test_build_sampler_wraps_tpe_with_its_window(raw: Any, window: int | None) -
     else:
         assert isinstance(sampler, HistoryWindowSampler) and sampler.max_history == window
         assert type(sampler.sampler) is optuna.samplers.TPESampler
+
+
+def test_the_vectorized_log_ndtr_agrees_with_optunas() -> None:
+    assert OPTUNA_LOG_NDTR is not None
+    a = np.concatenate([np.linspace(-60.0, 60.0, 24_001), [-1e3, -20.0, -20.000001, -19.99999, 6.0, 6.000001, 1e3]])
+    vectorize_tpe_log_ndtr()
+    ours, optunas = _truncnorm._log_ndtr(a), OPTUNA_LOG_NDTR(a)
+    assert ours.shape == a.shape and ours.dtype == np.float64
+    assert np.max(np.abs(ours - optunas)) < 1e-11
+    large = np.abs(optunas) > 1e-300
+    assert np.max(np.abs(ours[large] - optunas[large]) / np.abs(optunas[large])) < 1e-6
+
+
+def test_tpe_proposes_the_same_with_the_vectorized_log_ndtr(monkeypatch: pytest.MonkeyPatch) -> None:
+    def proposals() -> list[dict[str, Any]]:
+        tpe = optuna.samplers.TPESampler(seed=5, n_startup_trials=5, multivariate=True, group=True)
+        study = optuna.create_study(sampler=tpe)
+        for _ in range(40):
+            trial = study.ask()
+            x = trial.suggest_float("x", -2.0, 2.0)
+            n = trial.suggest_int("n", 1, 3)
+            width = trial.suggest_int("width", 16, 256, log=True)
+            step = trial.suggest_float("step", 0.0, 0.5, step=0.05)
+            study.tell(trial, (x - 0.3) ** 2 + 0.1 * n + abs(math.log(width) - 4.0) + step)
+        return [t.params for t in study.trials]
+
+    monkeypatch.setattr(_truncnorm, "_log_ndtr", OPTUNA_LOG_NDTR)
+    optunas = proposals()
+    vectorize_tpe_log_ndtr()
+    assert _truncnorm._log_ndtr is not OPTUNA_LOG_NDTR
+    ours = proposals()
+    assert [p.keys() for p in ours] == [p.keys() for p in optunas]
+    for mine, theirs in zip(ours, optunas, strict=True):
+        assert mine == pytest.approx(theirs, rel=1e-9, abs=1e-12)
+
+
+def test_only_a_tpe_sampler_installs_the_vectorized_log_ndtr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_truncnorm, "_log_ndtr", OPTUNA_LOG_NDTR)
+    build_sampler(parse_algorithm({"name": "random"}, "study.sampler", SAMPLERS, DEFAULT_SAMPLER))
+    assert _truncnorm._log_ndtr is OPTUNA_LOG_NDTR
+    build_sampler(parse_algorithm({"name": "tpe"}, "study.sampler", SAMPLERS, DEFAULT_SAMPLER))
+    assert _truncnorm._log_ndtr is not OPTUNA_LOG_NDTR

@@ -3,7 +3,10 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from hpo.study.storage import open_storage
+import optuna
+import sqlalchemy
+
+from hpo.study.storage import TRIAL_STATE_INDEX, open_storage
 
 PROCESSES = 6
 
@@ -55,3 +58,35 @@ def test_check_study_storage_refuses_what_cannot_hold_a_study_and_leaves_nothing
         with pytest.raises(StudyError, match=reason):
             check_study_storage(paths, url)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def _indexes_and_plan(path: Path) -> tuple[list[str], str]:
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        names = [ix["name"] for ix in sqlalchemy.inspect(connection).get_indexes("trials")]
+        plan = connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT state, count(*) FROM trials WHERE study_id = 1 GROUP BY state"
+        ).fetchall()
+    engine.dispose()
+    return names, str(plan)
+
+
+def test_opening_for_a_run_indexes_trial_states_and_reading_leaves_the_file_alone(tmp_path: Path) -> None:
+    # A study made by Optuna alone (no hpo index), with trials.
+    path = tmp_path / "study.db"
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{path}")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    del study
+    names, plan = _indexes_and_plan(path)
+    assert TRIAL_STATE_INDEX not in names and "COVERING INDEX" not in plan
+
+    open_storage(f"sqlite:///{path}", create=False).engine.dispose()  # a reader (dashboard, `hpo best`) writes nothing
+    assert TRIAL_STATE_INDEX not in _indexes_and_plan(path)[0]
+
+    open_storage(f"sqlite:///{path}", create=True).engine.dispose()  # a run adds the index, which the counts use
+    names, plan = _indexes_and_plan(path)
+    assert names.count(TRIAL_STATE_INDEX) == 1
+    assert f"COVERING INDEX {TRIAL_STATE_INDEX}" in plan
+    open_storage(f"sqlite:///{path}", create=True).engine.dispose()  # and the next run finds it there
+    assert _indexes_and_plan(path)[0].count(TRIAL_STATE_INDEX) == 1
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{path}").trials) == 3

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from pathlib import Path
 
 import optuna
 import pytest
+from lightning_fabric.utilities import registry
 
-from hpo.config.experiment import load_experiment
+from hpo.config.experiment import TrainingSettings, load_experiment
 from hpo.data.loading import load_data
 from hpo.metrics import METRICS, hp_name
 from hpo.paths import StudyPaths
-from hpo.train.objective import Objective, TrainedModel
+from hpo.train import objective as objective_module
+from hpo.train.objective import Objective, TrainedModel, build_trainer
 from tests.conftest import read_tensorboard_run, tiny_space
 
 
@@ -145,3 +148,34 @@ def test_a_single_objective_study_logs_model_metrics_only_when_it_uses_them(obje
     assert "hp/params" in declared and "hp/latency_ms" not in declared
     assert [step for step, _ in scalars["hp/auroc"]] == [0, 1, 2]  # unchanged: no extra point
     assert scalars["hp/params"][-1] == (3, 30 * 16 + 16 + 16 + 1)
+
+
+def test_lightning_callback_plugins_are_looked_up_once_and_called_for_every_trainer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plug-in package, as pip would install it: a module and its entry point in a dist-info folder.
+    (tmp_path / "hpo_plugin_probe.py").write_text(
+        "import pytorch_lightning as pl\n\nclass Probe(pl.Callback):\n    pass\n\ndef make():\n    return [Probe()]\n"
+    )
+    info = tmp_path / "hpo_plugin_probe-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hpo-plugin-probe\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytorch_lightning.callbacks_factory]\nprobe = hpo_plugin_probe:make\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "entry_points", importlib.metadata.entry_points)  # as Lightning has it
+    objective_module._entry_points.cache_clear()
+
+    lookups = []
+    real = importlib.metadata.entry_points
+
+    def counted(**selection: str) -> importlib.metadata.EntryPoints:
+        lookups.append(selection)
+        return real(**selection)
+
+    objective_module._look_up_callback_factories_once()
+    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    trainers = [build_trainer(TrainingSettings(), False, [], tmp_path) for _ in range(3)]
+    probes = [[cb for cb in t.callbacks if type(cb).__name__ == "Probe"] for t in trainers]
+    assert [len(p) for p in probes] == [1, 1, 1]
+    assert len({id(p[0]) for p in probes}) == 3  # each Trainer has its own callback
+    assert lookups == [{"group": "pytorch_lightning.callbacks_factory"}]  # metadata read once
