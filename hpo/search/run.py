@@ -341,6 +341,9 @@ def finalize_finished_study(
     return finalize_study(experiment, data, study, paths, objective, publisher)
 
 
+_LOGGER = logging.getLogger(__name__)
+
+
 class _SurplusTrialError(Exception):
     """This trial was asked for after other workers had already claimed the whole budget."""
 
@@ -372,6 +375,9 @@ class _TrialLoop:
         self.reports: list[TrialReport] = []
         self.started = time.monotonic()
         self.on_trial_end: Callable[[TrialReport], None] | None = None
+        # The trial being run by _optimize_one, and whether its objective has come back with an outcome to tell.
+        self.current: optuna.Trial | None = None
+        self.outcome_ready = False
 
     def run(
         self,
@@ -449,11 +455,15 @@ class _TrialLoop:
                 outcomes = self.objective.population(live)
             for trial in live:
                 outcome = outcomes[trial.number]
+                # skip_if_finished: another worker may have failed a member whose heartbeat it found stale
                 if isinstance(outcome, optuna.TrialPruned):
-                    frozen.append(study.tell(trial, state=TrialState.PRUNED))
+                    done = study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
                 else:
-                    frozen.append(study.tell(trial, outcome))
+                    done = study.tell(trial, outcome, skip_if_finished=True)
                 told.add(trial.number)
+                if done.state == TrialState.FAIL:
+                    self._drop_taken_over(trial.number)
+                frozen.append(done)
         except OSError as exc:
             raise StudyError(self._unwritable(exc)) from None
         except Exception as exc:
@@ -526,15 +536,53 @@ class _TrialLoop:
             # The storage stayed away for the whole retry time: Optuna, failing to record the trial as failed,
             # raises something else while handling that (an UnboundLocalError in its _run_trial); report the cause.
             outage = storage_outage(exc)
-            if outage is None:
+            if outage is not None:
+                raise outage from None
+            if not self._taken_over():
                 raise
-            raise outage from None
+        finally:
+            self.current = None
 
     def _claimed_objective(self, trial: optuna.Trial) -> float | list[float]:
         self.ask_lock.release()  # the trial exists now: the next worker may count it and ask
+        self.current, self.outcome_ready = trial, False
         if self._surplus(trial):
             raise _SurplusTrialError(f"trial {trial.number} not run: the budget of {self.budget} trials is claimed")
-        return self.objective(trial)
+        try:
+            value = self.objective(trial)
+        except optuna.TrialPruned:
+            self.outcome_ready = True
+            raise
+        self.outcome_ready = True
+        return value
+
+    def _taken_over(self) -> bool:
+        """After Optuna's ``optimize`` raised: whether that was Optuna refusing to record the outcome of the trial
+        just run because another worker had already marked it failed. That worker found the trial's heartbeat
+        stale (this process was paused or starved for longer than ``grace_period``: a laptop asleep, a stopped
+        job, swapping) and queued a retry of it, which some worker runs. This worker drops its outcome, says so and
+        goes on with the next trial (Optuna raises an ``AssertionError`` for it, which would end the worker)."""
+        trial = self.current
+        if trial is None or not self.outcome_ready:
+            return False  # the objective itself failed: Optuna recorded that, and the error is the objective's
+        try:
+            state = self.study._storage.get_trial(trial._trial_id).state
+        except Exception:  # the storage is failing too: the original error says more
+            return False
+        if state != TrialState.FAIL:
+            return False
+        self._drop_taken_over(trial.number)
+        return True
+
+    def _drop_taken_over(self, number: int) -> None:
+        _LOGGER.warning(
+            "trial %d was marked failed by another worker while this one was still running it (no heartbeat for "
+            "more than grace_period=%ds: was this process paused, asleep or starved of CPU?); its result is dropped "
+            "and the retry queued for it runs its parameters again. Raise study.grace_period if this recurs",
+            number,
+            self.settings.grace_period,
+        )
+        self.publisher.discard(number)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         note_told(study, trial)

@@ -335,3 +335,45 @@ def test_ctrl_c_inside_training_leaves_ctrl_c_working_in_the_process(
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("population", [1, 2])
+def test_a_trial_another_worker_failed_meanwhile_is_dropped_and_the_run_goes_on(
+    write_space, tmp_path: Path, population: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another worker found trial 1's heartbeat stale (this process was paused) and marked it failed while it was
+    still training here: Optuna refuses the outcome, and the worker must go on with the next trial."""
+    from hpo.train.objective import Objective
+
+    root = tmp_path / "studies"
+    exp = load_experiment(write_space(tiny_space(study={"n_trials": 3}, training={"population": population})))
+
+    def fail_trial_1_elsewhere() -> None:
+        other = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny"))  # its own connection
+        if other.trials[1].state == TrialState.RUNNING:
+            other.tell(1, state=TrialState.FAIL)
+
+    def one(self: Objective, trial: optuna.Trial) -> Any:
+        value = original_one(self, trial)
+        if trial.number == 1:
+            fail_trial_1_elsewhere()
+        return value
+
+    def many(self: Objective, trials: list[optuna.Trial]) -> Any:
+        outcomes = original_many(self, trials)
+        if any(t.number == 1 for t in trials):
+            fail_trial_1_elsewhere()
+        return outcomes
+
+    original_one, original_many = Objective.__call__, Objective.population
+    monkeypatch.setattr(Objective, "__call__", one)
+    monkeypatch.setattr(Objective, "population", many)
+    with caplog.at_level("WARNING", logger="hpo.search.run"):
+        result = run_study(exp, root=root)
+    assert result.finished == 3
+    study = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny"))
+    states = [t.state for t in study.trials]
+    assert states[1] == TrialState.FAIL and states.count(TrialState.COMPLETE) == 3, states
+    assert "trial 1 was marked failed by another worker" in caplog.text
+    card = json.loads((root / "tiny" / "best" / "model.json").read_text())
+    assert card["trial"] == study.best_trial.number != 1

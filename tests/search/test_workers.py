@@ -28,6 +28,9 @@ from hpo.study.storage import TRIAL_STATE_INDEX
 from tests.conftest import HPO, REPO, tiny_space
 
 pytestmark = pytest.mark.slow
+
+#: Epochs of the trials that a test stops or kills mid-way: 1-3 seconds, time to catch one early.
+EPOCHS = 150
 PASSWORD = "pg-Secret-4711"
 
 
@@ -183,27 +186,35 @@ def _count(storage: str, name: str, state: TrialState) -> int:
     return _counts(storage, name)[state]
 
 
-def _pid_of_a_running_trial(storage: str, name: str, pids: list[int], process: subprocess.Popen | None = None) -> int:
-    """The process id of a worker in the middle of a trial (from the trial's ``worker`` attribute).
+def _running_trial(
+    storage: str, name: str, pids: list[int], process: subprocess.Popen | None = None
+) -> tuple[int, int]:
+    """(worker process id, trial number) of a trial that one of ``pids`` has only just started.
 
     A trial is RUNNING from the moment it is asked for, a little before its worker records the ``worker``
-    attribute, so this polls until one of ``pids`` has. The most recently started such trial is chosen, so that
-    it is far from finishing when the worker is killed.
+    attribute, so this polls until one of ``pids`` has. Only a trial that has reported at most a fifth of its epochs
+    is chosen (they are written within a heartbeat, a second), so that it is far from finishing when the test stops
+    or kills its worker: a trial that ended in between would leave nothing for the test to check.
     """
-    found: list[int] = []
+    found: list[tuple[int, int]] = []
 
     def check() -> bool:
         study = optuna.load_study(study_name=name, storage=storage)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for trial in sorted(running, key=lambda t: t.datetime_start, reverse=True):
             worker = trial.user_attrs.get("worker")
-            if worker and int(worker.rsplit(":", 1)[1]) in pids:
-                found.append(int(worker.rsplit(":", 1)[1]))
+            if worker and int(worker.rsplit(":", 1)[1]) in pids and len(trial.intermediate_values) <= EPOCHS // 5:
+                found.append((int(worker.rsplit(":", 1)[1]), trial.number))
                 return True
         return False
 
     _wait_for(check, timeout=60, process=process)
     return found[0]
+
+
+def _pid_of_a_running_trial(storage: str, name: str, pids: list[int], process: subprocess.Popen | None = None) -> int:
+    """The process id of a worker that has only just started a trial (see :func:`_running_trial`)."""
+    return _running_trial(storage, name, pids, process)[0]
 
 
 def _check_chaos(study: optuna.Study, root: Path, n_trials: int) -> None:
@@ -219,7 +230,7 @@ def _check_chaos(study: optuna.Study, root: Path, n_trials: int) -> None:
 
 def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
     n_trials = 6
-    space = _space(tmp_path, "chaos", n_trials, epochs=150)  # seconds per trial: time to catch one mid-way
+    space = _space(tmp_path, "chaos", n_trials, epochs=EPOCHS)
     db = f"sqlite:///{tmp_path / 'studies' / 'chaos' / 'study.db'}"
     parent = subprocess.Popen(
         [*HPO, "run", str(space), "--workers", "3"],
@@ -241,7 +252,7 @@ def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
 
 def test_postgresql_worker_killed_mid_trial(tmp_path: Path, postgres_url: str) -> None:
     n_trials = 6
-    space = _space(tmp_path, "pgchaos", n_trials, epochs=150)
+    space = _space(tmp_path, "pgchaos", n_trials, epochs=EPOCHS)
     args = [*HPO, "run", str(space), "--threads", "1"]
     procs = [
         subprocess.Popen(
@@ -273,7 +284,7 @@ def test_password_never_appears_in_errors(tmp_path: Path) -> None:
 
 def test_sigint_to_workers_then_rerun_finishes_exactly_n_trials(tmp_path: Path) -> None:
     n_trials = 6
-    space = _space(tmp_path, "stopw", n_trials, epochs=150)  # seconds per trial: the signal lands mid-study
+    space = _space(tmp_path, "stopw", n_trials, epochs=EPOCHS)  # seconds per trial: the signal lands mid-study
     db = f"sqlite:///{tmp_path / 'studies' / 'stopw' / 'study.db'}"
     parent = subprocess.Popen(
         [*HPO, "run", str(space), "--workers", "2"],
@@ -301,3 +312,32 @@ def test_sigint_to_workers_then_rerun_finishes_exactly_n_trials(tmp_path: Path) 
     assert rerun.returncode == 0, rerun.stderr
     study = optuna.load_study(study_name="stopw", storage=db)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * n_trials
+
+
+def test_worker_paused_past_the_grace_period_drops_its_trial_and_goes_on(tmp_path: Path, postgres_url: str) -> None:
+    # A worker stopped mid-trial (a laptop asleep, a suspended job) for longer than grace_period: another worker
+    # fails its trial and queues a retry; when the paused worker wakes up and finishes, Optuna refuses its outcome.
+    n_trials = 6
+    space = _space(tmp_path, "paused", n_trials, epochs=EPOCHS)
+    args = [*HPO, "run", str(space), "--threads", "1"]
+    procs = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    _wait_for(_mid_study(postgres_url, "paused", running=2))
+    victim, number = _running_trial(postgres_url, "paused", [p.pid for p in procs])
+    os.kill(victim, signal.SIGSTOP)
+    study = optuna.load_study(study_name="paused", storage=postgres_url)
+    assert study.get_trials(deepcopy=False)[number].state == TrialState.RUNNING  # stopped mid-trial
+    try:
+        _wait_for(lambda: study.get_trials(deepcopy=False)[number].state == TrialState.FAIL, timeout=180)
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    (paused_err,) = [err for p, (_out, err) in zip(procs, outputs, strict=True) if p.pid == victim]
+    assert f"trial {number} was marked failed by another worker while this one was still running it" in paused_err
+    assert "Traceback" not in paused_err
+    _check_chaos(optuna.load_study(study_name="paused", storage=postgres_url), tmp_path / "studies", n_trials)
