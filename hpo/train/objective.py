@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib.metadata
 import logging
@@ -11,7 +10,7 @@ import signal
 import socket
 import threading
 import warnings
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from hpo.train.device import training_device
 from hpo.train.lightning_module import BestEpochCallback, BinaryClassifier, NonFiniteLossError, OptunaPruningCallback
 from hpo.train.model_metrics import measure_model
 from hpo.train.outcome import OutcomeCallback, trial_outcome
+from hpo.train.pruning_reads import pruner_reads
 from hpo.train.tensorboard import TrialLogger
 
 __all__ = ["DEFAULTS", "Objective", "TrainedModel", "build_trainer", "resolve_params", "training_device"]
@@ -268,6 +268,7 @@ class Objective:
         # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning for them.
         reports = not exp.study.multi_objective
         asks = reports and exp.study.pruner.name != "none"
+        reads = pruner_reads(trials[0].study) if asks and trials else None
 
         def on_epoch(epoch: int, metrics: dict[int, dict[str, float]]) -> set[int]:
             for number, values in metrics.items():
@@ -275,12 +276,11 @@ class Objective:
                 loggers[number].log_metrics(scalars, step=epoch)
                 if reports:
                     by_number[number].report(values[exp.study.metric], step=epoch)
-            if not asks or not metrics:
+            if reads is None or not metrics:
                 return set()
-            # What Trial.should_prune does for each member, on one read of the study: Optuna re-reads every running
-            # trial on each read, so P members asking one by one would cost P x P trial reads per epoch.
-            snapshot = _StudySnapshot(trials[0].study)
-            return {n for n in metrics if snapshot.pruner.prune(snapshot, snapshot.trial(n))}  # type: ignore[arg-type]
+            # What Trial.should_prune does for each member, on one read of the study (hpo.train.pruning_reads).
+            view = reads()
+            return {n for n in metrics if view.prune(by_number[n])}
 
         trainer = PopulationTrainer(
             members,
@@ -548,33 +548,6 @@ def _declare_hparams(logger: TensorBoardLogger, params: dict[str, Any], metric_n
     writer = logger.experiment._get_file_writer()
     for summary in (exp, ssi, sei):
         writer.add_summary(summary, 0)
-
-
-class _StudySnapshot:
-    """A study as a pruner reads it during one epoch of a population: its trials read once, everything else
-    (storage, directions, pruner) the study's own. A pruner that writes (successive halving records its rungs)
-    writes to the storage as usual."""
-
-    def __init__(self, study: optuna.Study) -> None:
-        self._study = study
-        self._trials = study.get_trials(deepcopy=False)
-        self._by_number = {t.number: t for t in self._trials}
-
-    def trial(self, number: int) -> optuna.trial.FrozenTrial:
-        return self._by_number[number]
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
-    ) -> list[optuna.trial.FrozenTrial]:
-        trials = self._trials if states is None else [t for t in self._trials if t.state in states]
-        return copy.deepcopy(trials) if deepcopy else list(trials)
-
-    @property
-    def trials(self) -> list[optuna.trial.FrozenTrial]:
-        return self.get_trials()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
 
 
 class _QuietLightning:
