@@ -51,6 +51,8 @@ DEFAULT_PARAMS = {
 #: default one (TPE over the last max_history trials and the best ones).
 FULL_TPE: dict[str, Any] = {"name": "tpe", "max_history": None}
 DEFAULT_TPE: dict[str, Any] = {"name": "tpe"}
+#: The default window of the previous round (max_history 1000), for comparison.
+WINDOW_1000: dict[str, Any] = {"name": "tpe", "max_history": 1000}
 
 
 class TrialClock:
@@ -256,8 +258,9 @@ def overhead_share(rows: int, trials: int, epochs: int) -> tuple[float, float, f
 
 
 def fixed_costs(quick: bool) -> dict[int, dict[str, float]]:
-    """Per history length: ``hpo run``'s median CPU seconds per trial with full-history TPE (``before``) and the
-    default sampler (``after``); Optuna alone with each sampler (``floor_before``, ``floor_after``). The variants run
+    """Per history length: ``hpo run``'s median CPU seconds per trial with full-history TPE (``before``), TPE over
+    the last 1000 trials (``w1000``) and the default sampler (``after``); Optuna alone with each sampler
+    (``floor_before``, ``floor_w1000``, ``floor_after``). The variants run
     in turn, ``rounds`` times (each round on a fresh copy of the study), and each median is over all the rounds'
     trials: run-to-run noise on these machines is about 15%, as large as the differences measured."""
     histories = _Histories()
@@ -265,12 +268,11 @@ def fixed_costs(quick: bool) -> dict[int, dict[str, float]]:
     rounds = 1 if quick else 3
     results: dict[int, dict[str, float]] = {}
     for existing in (300, 3000) if quick else (1000, 10_000):
-        seconds: dict[str, list[float]] = {"floor_before": [], "before": [], "floor_after": [], "after": []}
+        seconds: dict[str, list[float]] = {}
         for _ in range(rounds):
-            seconds["floor_before"] += optuna_floor_at(histories, existing, measured, FULL_TPE)
-            seconds["before"] += fixed_cost_at(histories, existing, measured, FULL_TPE)
-            seconds["floor_after"] += optuna_floor_at(histories, existing, measured, DEFAULT_TPE)
-            seconds["after"] += fixed_cost_at(histories, existing, measured, DEFAULT_TPE)
+            for name, sampler in (("before", FULL_TPE), ("w1000", WINDOW_1000), ("after", DEFAULT_TPE)):
+                seconds.setdefault(f"floor_{name}", []).extend(optuna_floor_at(histories, existing, measured, sampler))
+                seconds.setdefault(name, []).extend(fixed_cost_at(histories, existing, measured, sampler))
         results[existing] = {k: statistics.median(v) for k, v in seconds.items()}
     shutil.rmtree(histories.root, ignore_errors=True)
     return results
@@ -283,7 +285,8 @@ def _fixed_cost_row(existing: int, r: dict[str, float]) -> tuple[str, str, str, 
     return (
         f"3a. fixed cost per trial at trial {existing:,} (CPU time; SQLite, TPE; one-epoch trials on 57 rows): hpo "
         "run, and Optuna alone (ask, 8 suggestions, tell) on the same storage with the same sampler",
-        f"full-history TPE: hpo {ms(r['before'])}, Optuna alone {ms(r['floor_before'])}; TPE over the last "
+        f"full-history TPE: hpo {ms(r['before'])}, Optuna alone {ms(r['floor_before'])}; TPE over the last 1000 "
+        f"trials + best 25: hpo {ms(r['w1000'])}, Optuna alone {ms(r['floor_w1000'])}; TPE over the last "
         f"{DEFAULT_MAX_HISTORY} trials + best 25 (default): hpo {ms(r['after'])}, Optuna alone {ms(r['floor_after'])}",
         f"{ms(r['after'])} (hpo's own {ms(max(0.0, r['after'] - r['floor_after']))})",
         "hpo's own <= 10 ms, hpo + Optuna <= 50 ms at trial 10,000",

@@ -19,7 +19,7 @@ from hpo.config.algorithms import build_pruner
 from hpo.errors import StudyError
 from hpo.paths import StudyPaths
 from hpo.study.samplers import build_sampler
-from hpo.study.storage import open_storage, redact_url, resolve_storage_url
+from hpo.study.storage import TrialCache, open_storage, redact_url, resolve_storage_url
 
 if TYPE_CHECKING:
     from hpo.config.experiment import Experiment, StudySettings
@@ -199,7 +199,7 @@ def create_or_resume_study(
         )
     study = optuna.create_study(
         study_name=settings.name,
-        storage=rdb,
+        storage=TrialCache(rdb),
         sampler=build_sampler(sampler_settings),
         pruner=build_pruner(settings.pruner),
         directions=[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import re
@@ -9,6 +10,7 @@ import stat
 import tempfile
 import time
 import warnings
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
@@ -18,6 +20,7 @@ import sqlalchemy
 import sqlalchemy.engine
 import sqlalchemy.event
 import sqlalchemy.exc
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
 from hpo.errors import StudyError
@@ -27,6 +30,7 @@ from hpo.study.retry import RetryingRDBStorage, storage_retry_seconds
 __all__ = [
     "STORAGE_ENV",
     "TRIAL_STATE_INDEX",
+    "TrialCache",
     "check_storage_url",
     "describe_storage_error",
     "index_trial_states",
@@ -264,6 +268,47 @@ def open_storage(
         raise StudyError(
             f"{redact_url(url)}: cannot open the study storage ({type(exc).__name__}: {detail}); {hint}"
         ) from None
+
+
+class TrialCache(optuna.storages._CachedStorage):
+    """Optuna's cache of an RDB storage's trials (what ``create_study`` wraps an ``RDBStorage`` in), with cheaper
+    reads of the whole study, which Optuna makes twice per trial (``ask`` looking for queued trials, and the
+    sampler's snapshot of the history): 7.5 ms at trial 10,000, 3 ms this way (figure 3a of docs/benchmarks.md).
+
+    - A read of queued or running trials only (``ask`` looks for ``WAITING`` ones) looks at the trials the cache
+      knows are unfinished, not at every trial: finished trials never go back.
+    - A read of all trials sorts them only if they are not already in number order (the cache keeps them in the
+      order it read them, which is number order unless a trial was committed after a later-numbered one).
+
+    Both return exactly what Optuna's own method returns (tests/study/test_storage.py compares them).
+    """
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        self._read_trials_from_remote_storage(study_id)
+        with self._lock:
+            study = self._studies[study_id]
+            trials: list[FrozenTrial]
+            if states is not None and not any(s in states for s in _FINISHED):
+                where = self._trial_id_to_study_id_and_number
+                unfinished = (study.trials[where[i][1]] for i in study.unfinished_trial_ids)
+                trials = sorted((t for t in unfinished if t.state in states), key=_number)
+            else:
+                numbers = list(study.trials)
+                trials = list(study.trials.values())
+                if numbers != sorted(numbers):
+                    trials.sort(key=_number)
+                if states is not None:
+                    trials = [t for t in trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+
+_FINISHED = tuple(s for s in TrialState if s.is_finished())
+
+
+def _number(trial: FrozenTrial) -> int:
+    return trial.number
 
 
 def check_study_storage(paths: StudyPaths, storage: str | None) -> str:

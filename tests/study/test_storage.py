@@ -90,3 +90,49 @@ def test_opening_for_a_run_indexes_trial_states_and_reading_leaves_the_file_alon
     open_storage(f"sqlite:///{path}", create=True).engine.dispose()  # and the next run finds it there
     assert _indexes_and_plan(path)[0].count(TRIAL_STATE_INDEX) == 1
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{path}").trials) == 3
+
+
+def test_trial_cache_reads_what_optunas_cache_reads(tmp_path: Path) -> None:
+    import random
+
+    from optuna.trial import TrialState
+
+    from hpo.study.storage import TrialCache
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    workers = [
+        optuna.create_study(study_name="s", storage=TrialCache(open_storage(url, create=True)), load_if_exists=True)
+        for _ in range(2)
+    ]
+    rng = random.Random(0)
+    running: list[tuple[optuna.Study, optuna.trial.Trial]] = []
+    queries = [None, (TrialState.WAITING,), (TrialState.RUNNING,), (TrialState.WAITING, TrialState.RUNNING)]
+    queries += [(TrialState.COMPLETE,), (TrialState.COMPLETE, TrialState.PRUNED), (TrialState.FAIL, TrialState.WAITING)]
+    seen = set()
+    for _ in range(120):
+        study = rng.choice(workers)
+        action = rng.random()
+        if action < 0.15:
+            study.enqueue_trial({"x": rng.random()})
+        elif action < 0.55 or not running:
+            trial = study.ask()  # takes a queued trial first, if any
+            trial.suggest_float("x", 0, 1)
+            running.append((study, trial))
+        else:
+            owner, trial = running.pop(rng.randrange(len(running)))
+            state = rng.choice([TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL])
+            owner.tell(trial, rng.random() if state == TrialState.COMPLETE else None, state=state)
+        truth = optuna.storages.get_storage(url)  # a fresh Optuna cache: every trial read from the database
+        for states in queries:
+            want = [(t.number, t.state) for t in truth.get_all_trials(study._study_id, deepcopy=False, states=states)]
+            got = study._storage.get_all_trials(study._study_id, deepcopy=False, states=states)
+            assert [(t.number, t.state) for t in got] == want, states
+            seen.update(t.state for t in got)
+    assert {TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.FAIL} <= seen
+
+    # Trials cached out of number order (a trial committed after a later-numbered one) still come out sorted.
+    cache = workers[0]._storage
+    info = cache._studies[workers[0]._study_id]
+    info.trials = dict(reversed(info.trials.items()))
+    numbers = [t.number for t in cache.get_all_trials(workers[0]._study_id, deepcopy=False)]
+    assert numbers == sorted(numbers) and len(numbers) == len(info.trials)
