@@ -28,7 +28,7 @@ from hpo.model import MLP
 from hpo.search.run import TrialReport, run_study
 from hpo.study.access import create_or_resume_study
 from hpo.study.samplers import DEFAULT_MAX_HISTORY, build_sampler
-from hpo.study.storage import open_storage
+from hpo.study.storage import TrialCache, open_storage
 from hpo.train.batches import TensorBatches
 from hpo.train.lightning_module import BestEpochCallback, BinaryClassifier
 from hpo.train.objective import build_trainer, resolve_params
@@ -188,11 +188,12 @@ def fixed_cost_at(histories: _Histories, existing: int, measured: int, sampler: 
 
 def optuna_floor_at(histories: _Histories, existing: int, measured: int, sampler: dict[str, Any]) -> list[float]:
     """Median CPU seconds of Optuna alone for one trial (ask, the same suggestions, tell) after ``existing`` trials, on
-    the same kind of storage as ``hpo run``'s (a SQLite file opened by hpo: write-ahead log, ``synchronous=NORMAL``)
+    the same kind of storage as ``hpo run``'s (a SQLite file opened by hpo: write-ahead log, ``synchronous=NORMAL``,
+    read through hpo's :class:`~hpo.study.storage.TrialCache`)
     and with the same sampler: what any Optuna study pays per trial there, whatever it trains."""
     _, url = histories.copy(existing)
     exp = _tiny_trials(sampler, existing + measured + 1)
-    study = optuna.load_study(study_name="fixed", storage=open_storage(url, create=False))
+    study = optuna.load_study(study_name="fixed", storage=TrialCache(open_storage(url, create=False)))
     study.sampler = build_sampler(exp.study.sampler)
     seconds = []
     for _ in range(measured + 1):
