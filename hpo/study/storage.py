@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import operator
 import os
 import random
 import re
@@ -306,9 +307,7 @@ class TrialCache(optuna.storages._CachedStorage):
 
 _FINISHED = tuple(s for s in TrialState if s.is_finished())
 
-
-def _number(trial: FrozenTrial) -> int:
-    return trial.number
+_number = operator.attrgetter("number")
 
 
 def check_study_storage(paths: StudyPaths, storage: str | None) -> str:

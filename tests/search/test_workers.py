@@ -98,6 +98,17 @@ def _env(storage: str | None = None) -> dict[str, str]:
     return env
 
 
+def _workers(tmp_path: Path, space: Path, storage: str, count: int) -> list[subprocess.Popen]:
+    """``count`` independent ``hpo run`` processes on one study in ``storage`` (as on several machines)."""
+    args = [*HPO, "run", str(space), "--threads", "1"]
+    return [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=_env(storage), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(count)
+    ]
+
+
 def _check_study(study: optuna.Study, root: Path, n_trials: int) -> None:
     trials = study.get_trials(deepcopy=False)
     states = [t.state for t in trials]
@@ -125,13 +136,7 @@ def _leaks(texts: list[str], root: Path) -> list[str]:
 def test_four_workers_on_postgresql_share_one_study(tmp_path: Path, postgres_url: str) -> None:
     n_trials = 8
     space = _space(tmp_path, "pg4", n_trials, epochs=2)
-    args = [*HPO, "run", str(space), "--threads", "1"]
-    procs = [
-        subprocess.Popen(
-            args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(4)
-    ]
+    procs = _workers(tmp_path, space, postgres_url, 4)
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     study = optuna.load_study(study_name="pg4", storage=postgres_url)
@@ -253,13 +258,7 @@ def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
 def test_postgresql_worker_killed_mid_trial(tmp_path: Path, postgres_url: str) -> None:
     n_trials = 6
     space = _space(tmp_path, "pgchaos", n_trials, epochs=EPOCHS)
-    args = [*HPO, "run", str(space), "--threads", "1"]
-    procs = [
-        subprocess.Popen(
-            args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(3)
-    ]
+    procs = _workers(tmp_path, space, postgres_url, 3)
     _wait_for(_mid_study(postgres_url, "pgchaos", running=2))
     victim = _pid_of_a_running_trial(postgres_url, "pgchaos", [p.pid for p in procs])
     os.kill(victim, signal.SIGKILL)
@@ -319,13 +318,7 @@ def test_worker_paused_past_the_grace_period_drops_its_trial_and_goes_on(tmp_pat
     # fails its trial and queues a retry; when the paused worker wakes up and finishes, Optuna refuses its outcome.
     n_trials = 6
     space = _space(tmp_path, "paused", n_trials, epochs=EPOCHS)
-    args = [*HPO, "run", str(space), "--threads", "1"]
-    procs = [
-        subprocess.Popen(
-            args, cwd=tmp_path, env=_env(postgres_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
+    procs = _workers(tmp_path, space, postgres_url, 2)
     _wait_for(_mid_study(postgres_url, "paused", running=2))
     victim, number = _running_trial(postgres_url, "paused", [p.pid for p in procs])
     os.kill(victim, signal.SIGSTOP)
