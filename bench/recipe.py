@@ -87,6 +87,9 @@ def reference_curve(seed: int) -> list[tuple[float, float]]:
 
     def objective(trial: optuna.Trial) -> float:
         params = {"weight_decay": 0.0, "momentum": 0.9, **exp.space.sample(trial)}
+        # Seeded per trial, as hpo seeds its trials: otherwise the initial weights depend on whatever ran before in
+        # this process (figure 11c runs other studies first), and so does the time to target.
+        pl.seed_everything(seed + trial.number, verbose=False)
         module = ReferenceModule(data.n_features, params)
         trainer = pl.Trainer(
             max_epochs=EPOCHS, accelerator="auto", devices=1, default_root_dir=root, enable_progress_bar=False
