@@ -344,10 +344,6 @@ def finalize_finished_study(
 _LOGGER = logging.getLogger(__name__)
 
 
-class _SurplusTrialError(Exception):
-    """This trial was asked for after other workers had already claimed the whole budget."""
-
-
 class _TrialLoop:
     """One worker's loop: claim a trial of the budget under the ask lock, run it, publish the best model, report."""
 
@@ -375,9 +371,6 @@ class _TrialLoop:
         self.reports: list[TrialReport] = []
         self.started = time.monotonic()
         self.on_trial_end: Callable[[TrialReport], None] | None = None
-        # The trial being run by _optimize_one, and whether its objective has come back with an outcome to tell.
-        self.current: optuna.Trial | None = None
-        self.outcome_ready = False
 
     def run(
         self,
@@ -408,6 +401,8 @@ class _TrialLoop:
                         raise StudyError(self._stuck_message())
                     time.sleep(poll_seconds)
                     continue
+            else:
+                self._fail_stale_trials()  # no budget to claim under the lock (a timeout ends this study)
             waiting_since = None
             self.started = time.monotonic()
             try:
@@ -509,70 +504,79 @@ class _TrialLoop:
         self.ask_lock.acquire()
         # Under the lock: failing a dead worker's trial and queueing its retry are two writes, and a worker that
         # counted the budget between them would start a fresh trial in the retry's place, stranding the retry.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-        fail_trials_without_heartbeat(self.study, self.settings.grace_period)
+        self._fail_stale_trials()
         finished, running = _claimed(self.study)
         if finished + running < self.budget:
             return "go"
         self.ask_lock.release()
         return "done" if finished >= self.budget else "wait"
 
+    def _fail_stale_trials(self) -> None:
+        """Fail the trials of workers that died (no heartbeat for ``grace_period``) and queue their retries."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+        fail_trials_without_heartbeat(self.study, self.settings.grace_period)
+
     def _optimize_one(self) -> None:
-        """Run one trial; a disk that cannot be written becomes a StudyError (Optuna has marked the trial failed)."""
+        """Ask one trial, run it under a heartbeat and tell its outcome (Optuna's ``optimize`` loop for one trial,
+        without its second stale-trial check, and with a trial another worker took over dropped, not raised).
+
+        A disk that cannot be written becomes a StudyError (the trial is marked failed, and retried later)."""
+        study = self.study
         try:
-            self.study.optimize(
-                self._claimed_objective,
-                n_trials=1,
-                callbacks=[self._after_trial],
-                catch=(_SurplusTrialError,),
-                gc_after_trial=False,
-                show_progress_bar=False,
-            )
+            try:
+                with warnings.catch_warnings():
+                    # Optuna warns that heartbeats are meant for Study.optimize: this loop runs them itself (below).
+                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                    trial = study.ask()
+            finally:
+                self.ask_lock.release()  # the trial exists now: the next worker may count it and ask
+            if self._surplus(trial):
+                self._after_trial(study, study.tell(trial, state=TrialState.FAIL))
+                return
+            value: float | list[float] | None = None
+            state: TrialState | None = None
+            error: BaseException | None = None
+            with get_heartbeat_thread(trial._trial_id, study._storage):  # type: ignore[arg-type]
+                try:
+                    value = self.objective(trial)
+                except optuna.TrialPruned:
+                    state = TrialState.PRUNED
+                except (Exception, KeyboardInterrupt) as exc:  # told failed (retried later), then raised
+                    state, error = TrialState.FAIL, exc
+            done = self._tell(trial, value, state)
+            if done is None:  # another worker failed it meanwhile; the error, if any, came from that
+                self._drop_taken_over(trial.number)
+                if isinstance(error, KeyboardInterrupt):
+                    raise error
+                return
+            if error is not None:
+                _LOGGER.warning("trial %d failed with parameters %s: %r", trial.number, trial.params, error)
+                raise error
+            self._after_trial(study, done)
         except OSError as exc:
             raise StudyError(self._unwritable(exc)) from None
         except Exception as exc:
-            # The storage stayed away for the whole retry time: Optuna, failing to record the trial as failed,
-            # raises something else while handling that (an UnboundLocalError in its _run_trial); report the cause.
-            outage = storage_outage(exc)
-            if outage is not None:
-                raise outage from None
-            if not self._taken_over():
+            outage = storage_outage(exc)  # the storage stayed away for the whole retry time: say so, once
+            if outage is None:
                 raise
-        finally:
-            self.current = None
+            raise outage from None
 
-    def _claimed_objective(self, trial: optuna.Trial) -> float | list[float]:
-        self.ask_lock.release()  # the trial exists now: the next worker may count it and ask
-        self.current, self.outcome_ready = trial, False
-        if self._surplus(trial):
-            raise _SurplusTrialError(f"trial {trial.number} not run: the budget of {self.budget} trials is claimed")
-        try:
-            value = self.objective(trial)
-        except optuna.TrialPruned:
-            self.outcome_ready = True
-            raise
-        self.outcome_ready = True
-        return value
+    def _tell(
+        self, trial: optuna.Trial, value: float | list[float] | None, state: TrialState | None
+    ) -> FrozenTrial | None:
+        """Tell ``trial``'s outcome; ``None`` if another worker had already marked it failed.
 
-    def _taken_over(self) -> bool:
-        """After Optuna's ``optimize`` raised: whether that was Optuna refusing to record the outcome of the trial
-        just run because another worker had already marked it failed. That worker found the trial's heartbeat
-        stale (this process was paused or starved for longer than ``grace_period``: a laptop asleep, a stopped
-        job, swapping) and queued a retry of it, which some worker runs. This worker drops its outcome, says so and
-        goes on with the next trial (Optuna raises an ``AssertionError`` for it, which would end the worker)."""
-        trial = self.current
-        if trial is None or not self.outcome_ready:
-            return False  # the objective itself failed: Optuna recorded that, and the error is the objective's
+        That worker found the trial's heartbeat stale (this process was paused or starved for longer than
+        ``grace_period``: a laptop asleep, a stopped job, swapping) and queued a retry of it, which some worker
+        runs; Optuna refuses to record a finished trial's outcome again."""
         try:
-            state = self.study._storage.get_trial(trial._trial_id).state
-        except Exception:  # the storage is failing too: the original error says more
-            return False
-        if state != TrialState.FAIL:
-            return False
-        self._drop_taken_over(trial.number)
-        return True
+            return self.study.tell(trial, value, state=state)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            if self.study._storage.get_trial(trial._trial_id).state != TrialState.FAIL:
+                raise
+            return None
 
     def _drop_taken_over(self, number: int) -> None:
         _LOGGER.warning(

@@ -247,8 +247,13 @@ class Objective:
         members: list[Member] = []
         loggers: dict[int, TensorBoardLogger] = {}
         declared = ("hp_metric", *(hp_name(m) for m in (*METRICS, *exp.study.model_metrics)))
+        gone: dict[int, float | list[float] | optuna.TrialPruned] = {}
         for trial in trials:
-            params = resolve_params(exp.space.sample(trial), exp)
+            try:
+                params = resolve_params(exp.space.sample(trial), exp)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                gone[trial.number] = _finished_elsewhere(trial.number)  # see the end of this method
+                continue
             trial.set_user_attr("params", params)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             trial.set_user_attr("population", len(trials))
@@ -263,6 +268,8 @@ class Objective:
             members.append(Member(trial.number, params, model_kwargs, exp.training.seed + trial.number))
         if trials:
             flush_trial_writes(trials[0])  # every member's parameters and attributes, in one transaction
+        if not members:
+            return gone
         splits = {s: self.device_tensors(s) for s in sorted({str(m.params["preprocessing.numeric"]) for m in members})}
         first = next(iter(splits.values()))
         # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning for them.
@@ -301,9 +308,15 @@ class Objective:
                 results = trainer.fit(build_trainer(exp.training, False, [], self.paths.study_dir))
             except SystemExit:
                 raise KeyboardInterrupt from None  # Lightning turns Ctrl-C inside fit into sys.exit(1)
-        outcomes: dict[int, float | list[float] | optuna.TrialPruned] = {}
+        outcomes = gone
         for member in members:
-            outcomes[member.key] = self._member_outcome(by_number[member.key], member, results[member.key], loggers)
+            try:
+                outcome = self._member_outcome(by_number[member.key], member, results[member.key], loggers)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Another worker found this member's heartbeat stale and failed it (this process was paused): its
+                # weights cannot be attached any more. The worker's tell is skipped and its outcome dropped.
+                outcome = _finished_elsewhere(member.key)
+            outcomes[member.key] = outcome
         return outcomes
 
     def _member_outcome(
@@ -505,6 +518,11 @@ def _module(params: dict[str, Any], model_kwargs: dict[str, Any]) -> BinaryClass
         params.get("momentum", 0.0),
         params["batch_size"],
     )
+
+
+def _finished_elsewhere(number: int) -> optuna.TrialPruned:
+    """The outcome of a population member that another worker marked failed meanwhile (never recorded)."""
+    return optuna.TrialPruned(f"trial {number} was finished by another worker")
 
 
 def _trained(

@@ -338,31 +338,44 @@ def test_ctrl_c_inside_training_leaves_ctrl_c_working_in_the_process(
 
 
 @pytest.mark.parametrize("population", [1, 2])
+@pytest.mark.parametrize("when", ["after training", "before training"])
 def test_a_trial_another_worker_failed_meanwhile_is_dropped_and_the_run_goes_on(
-    write_space, tmp_path: Path, population: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    write_space,
+    tmp_path: Path,
+    population: int,
+    when: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Another worker found trial 1's heartbeat stale (this process was paused) and marked it failed while it was
-    still training here: Optuna refuses the outcome, and the worker must go on with the next trial."""
+    """Another worker found a trial's heartbeat stale (this process was paused) and marked it failed while it was
+    still running here: Optuna refuses the outcome, and the worker must go on with the next trial. Failed before
+    training, the trial's own writes raise too: trial 0, the best so far, attaches its weights as artifacts."""
     from hpo.train.objective import Objective
 
     root = tmp_path / "studies"
     exp = load_experiment(write_space(tiny_space(study={"n_trials": 3}, training={"population": population})))
 
-    def fail_trial_1_elsewhere() -> None:
+    victim = 0 if when == "before training" else 1
+
+    def fail_victim_elsewhere() -> None:
         other = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny"))  # its own connection
-        if other.trials[1].state == TrialState.RUNNING:
-            other.tell(1, state=TrialState.FAIL)
+        if other.trials[victim].state == TrialState.RUNNING:
+            other.tell(victim, state=TrialState.FAIL)
 
     def one(self: Objective, trial: optuna.Trial) -> Any:
+        if trial.number == victim and when == "before training":
+            fail_victim_elsewhere()
         value = original_one(self, trial)
-        if trial.number == 1:
-            fail_trial_1_elsewhere()
+        if trial.number == victim:
+            fail_victim_elsewhere()
         return value
 
     def many(self: Objective, trials: list[optuna.Trial]) -> Any:
+        if any(t.number == victim for t in trials) and when == "before training":
+            fail_victim_elsewhere()
         outcomes = original_many(self, trials)
-        if any(t.number == 1 for t in trials):
-            fail_trial_1_elsewhere()
+        if any(t.number == victim for t in trials):
+            fail_victim_elsewhere()
         return outcomes
 
     original_one, original_many = Objective.__call__, Objective.population
@@ -373,7 +386,7 @@ def test_a_trial_another_worker_failed_meanwhile_is_dropped_and_the_run_goes_on(
     assert result.finished == 3
     study = optuna.load_study(study_name="tiny", storage=_storage(root, "tiny"))
     states = [t.state for t in study.trials]
-    assert states[1] == TrialState.FAIL and states.count(TrialState.COMPLETE) == 3, states
-    assert "trial 1 was marked failed by another worker" in caplog.text
+    assert states[victim] == TrialState.FAIL and states.count(TrialState.COMPLETE) == 3, states
+    assert f"trial {victim} was marked failed by another worker" in caplog.text
     card = json.loads((root / "tiny" / "best" / "model.json").read_text())
-    assert card["trial"] == study.best_trial.number != 1
+    assert card["trial"] == study.best_trial.number != victim

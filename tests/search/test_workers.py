@@ -29,7 +29,7 @@ from tests.conftest import HPO, REPO, tiny_space
 
 pytestmark = pytest.mark.slow
 
-#: Epochs of the trials that a test stops or kills mid-way: 1-3 seconds, time to catch one early.
+#: Epochs of the trials that a test stops or kills mid-way: 1-3 seconds each.
 EPOCHS = 150
 PASSWORD = "pg-Secret-4711"
 
@@ -191,15 +191,15 @@ def _count(storage: str, name: str, state: TrialState) -> int:
     return _counts(storage, name)[state]
 
 
-def _running_trial(
+def _stop_a_running_trial(
     storage: str, name: str, pids: list[int], process: subprocess.Popen | None = None
 ) -> tuple[int, int]:
-    """(worker process id, trial number) of a trial that one of ``pids`` has only just started.
+    """SIGSTOP a worker among ``pids`` in the middle of a trial; return (its process id, the trial's number).
 
     A trial is RUNNING from the moment it is asked for, a little before its worker records the ``worker``
-    attribute, so this polls until one of ``pids`` has. Only a trial that has reported at most a fifth of its epochs
-    is chosen (they are written within a heartbeat, a second), so that it is far from finishing when the test stops
-    or kills its worker: a trial that ended in between would leave nothing for the test to check.
+    attribute, so this polls until one of ``pids`` has. The worker is stopped first and the trial's state read
+    after: a trial that ended in between (its worker was about to tell) would leave nothing for the test to check,
+    so then the worker is continued and another trial picked. The caller kills or continues the stopped worker.
     """
     found: list[tuple[int, int]] = []
 
@@ -208,18 +208,23 @@ def _running_trial(
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for trial in sorted(running, key=lambda t: t.datetime_start, reverse=True):
             worker = trial.user_attrs.get("worker")
-            if worker and int(worker.rsplit(":", 1)[1]) in pids and len(trial.intermediate_values) <= EPOCHS // 5:
-                found.append((int(worker.rsplit(":", 1)[1]), trial.number))
+            pid = int(worker.rsplit(":", 1)[1]) if worker else -1
+            if pid not in pids:
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                still_running = study.get_trials(deepcopy=False)[trial.number].state == TrialState.RUNNING
+            except BaseException:
+                os.kill(pid, signal.SIGCONT)
+                raise
+            if still_running:
+                found.append((pid, trial.number))
                 return True
+            os.kill(pid, signal.SIGCONT)
         return False
 
-    _wait_for(check, timeout=60, process=process)
+    _wait_for(check, timeout=120, process=process)
     return found[0]
-
-
-def _pid_of_a_running_trial(storage: str, name: str, pids: list[int], process: subprocess.Popen | None = None) -> int:
-    """The process id of a worker that has only just started a trial (see :func:`_running_trial`)."""
-    return _running_trial(storage, name, pids, process)[0]
 
 
 def _check_chaos(study: optuna.Study, root: Path, n_trials: int) -> None:
@@ -248,7 +253,7 @@ def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
     _wait_for(_mid_study(db, "chaos", running=2))
     workers = _children(parent.pid)
     assert len(workers) == 3
-    os.kill(_pid_of_a_running_trial(db, "chaos", workers, process=parent), signal.SIGKILL)
+    os.kill(_stop_a_running_trial(db, "chaos", workers, process=parent)[0], signal.SIGKILL)
     _out, err = parent.communicate(timeout=300)
     assert parent.returncode == 0, err
     assert re.search(r"worker \d ended with killed by SIGKILL", err), err
@@ -260,7 +265,7 @@ def test_postgresql_worker_killed_mid_trial(tmp_path: Path, postgres_url: str) -
     space = _space(tmp_path, "pgchaos", n_trials, epochs=EPOCHS)
     procs = _workers(tmp_path, space, postgres_url, 3)
     _wait_for(_mid_study(postgres_url, "pgchaos", running=2))
-    victim = _pid_of_a_running_trial(postgres_url, "pgchaos", [p.pid for p in procs])
+    victim, _number = _stop_a_running_trial(postgres_url, "pgchaos", [p.pid for p in procs])
     os.kill(victim, signal.SIGKILL)
     outputs = [p.communicate(timeout=300) for p in procs]
     assert sorted(p.returncode for p in procs) == [-signal.SIGKILL, 0, 0], outputs
@@ -320,8 +325,7 @@ def test_worker_paused_past_the_grace_period_drops_its_trial_and_goes_on(tmp_pat
     space = _space(tmp_path, "paused", n_trials, epochs=EPOCHS)
     procs = _workers(tmp_path, space, postgres_url, 2)
     _wait_for(_mid_study(postgres_url, "paused", running=2))
-    victim, number = _running_trial(postgres_url, "paused", [p.pid for p in procs])
-    os.kill(victim, signal.SIGSTOP)
+    victim, number = _stop_a_running_trial(postgres_url, "paused", [p.pid for p in procs])
     study = optuna.load_study(study_name="paused", storage=postgres_url)
     assert study.get_trials(deepcopy=False)[number].state == TrialState.RUNNING  # stopped mid-trial
     try:
