@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -12,7 +13,13 @@ from torch import nn
 
 from hpo.metrics import METRICS, compute_metrics, hp_name
 
-__all__ = ["BestEpochCallback", "BinaryClassifier", "NonFiniteLossError", "OptunaPruningCallback"]
+__all__ = [
+    "BestEpochCallback",
+    "BinaryClassifier",
+    "NonFiniteLossError",
+    "OptunaPruningCallback",
+    "fused_adam_applies",
+]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -114,16 +121,26 @@ class BinaryClassifier(pl.LightningModule):
             self.logger.log_metrics(scalars, step=self.current_epoch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = self.model.parameters()
-        if self.optimizer_name == "adam":
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.optimizer_name == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        params = list(self.model.parameters())
+        if self.optimizer_name in ("adam", "adamw"):
+            cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
+            return cls(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused_adam_applies(params) or None)
         if self.optimizer_name == "sgd":
             return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum)
         if self.optimizer_name == "rmsprop":
             return torch.optim.RMSprop(params, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum)
         raise ValueError(f"optimizer must be adam, adamw, sgd or rmsprop, but got optimizer={self.optimizer_name!r}")
+
+
+def fused_adam_applies(params: Sequence[torch.Tensor]) -> bool:
+    """Whether Adam/AdamW can run as torch's fused kernel: float32/float64 weights on the CPU or a CUDA GPU.
+
+    The fused kernel is the same arithmetic (weights agree to float rounding) in one call per step instead of
+    about a dozen small tensor operations per weight: a small MLP's step is about 20% cheaper on a CPU (figure 4).
+    Other devices and dtypes keep torch's default implementation."""
+    return bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params
+    )
 
 
 class OptunaPruningCallback(pl.Callback):
