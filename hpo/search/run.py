@@ -450,15 +450,15 @@ class _TrialLoop:
                 outcomes = self.objective.population(live)
             for trial in live:
                 outcome = outcomes[trial.number]
-                # skip_if_finished: another worker may have failed a member whose heartbeat it found stale
                 if isinstance(outcome, optuna.TrialPruned):
-                    done = study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+                    done = self._tell(trial, None, TrialState.PRUNED)
                 else:
-                    done = study.tell(trial, outcome, skip_if_finished=True)
+                    done = self._tell(trial, outcome, None)
                 told.add(trial.number)
-                if done.state == TrialState.FAIL:
+                if done is None:  # another worker failed it meanwhile
                     self._drop_taken_over(trial.number)
-                frozen.append(done)
+                else:
+                    frozen.append(done)
         except OSError as exc:
             raise StudyError(self._unwritable(exc)) from None
         except Exception as exc:

@@ -247,12 +247,12 @@ class Objective:
         members: list[Member] = []
         loggers: dict[int, TensorBoardLogger] = {}
         declared = ("hp_metric", *(hp_name(m) for m in (*METRICS, *exp.study.model_metrics)))
-        gone: dict[int, float | list[float] | optuna.TrialPruned] = {}
+        outcomes: dict[int, float | list[float] | optuna.TrialPruned] = {}
         for trial in trials:
             try:
                 params = resolve_params(exp.space.sample(trial), exp)
             except optuna.exceptions.UpdateFinishedTrialError:
-                gone[trial.number] = _finished_elsewhere(trial.number)  # see the end of this method
+                outcomes[trial.number] = _finished_elsewhere(trial.number)  # see the end of this method
                 continue
             trial.set_user_attr("params", params)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -269,7 +269,7 @@ class Objective:
         if trials:
             flush_trial_writes(trials[0])  # every member's parameters and attributes, in one transaction
         if not members:
-            return gone
+            return outcomes
         splits = {s: self.device_tensors(s) for s in sorted({str(m.params["preprocessing.numeric"]) for m in members})}
         first = next(iter(splits.values()))
         # Optuna does not prune multi-objective trials (Trial.report raises there): no pruning for them.
@@ -308,7 +308,6 @@ class Objective:
                 results = trainer.fit(build_trainer(exp.training, False, [], self.paths.study_dir))
             except SystemExit:
                 raise KeyboardInterrupt from None  # Lightning turns Ctrl-C inside fit into sys.exit(1)
-        outcomes = gone
         for member in members:
             try:
                 outcome = self._member_outcome(by_number[member.key], member, results[member.key], loggers)
