@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hpo.errors import StudyError
+from hpo.study.trial_reads import read_study_trials, read_trial
 
 __all__ = [
     "CREATE_TOKEN_KEY",
@@ -528,8 +529,10 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
         return self._call(partial(super().get_trial_id_from_study_id_trial_number, study_id, trial_number))
 
+    # Reads: the same trials as Optuna's, read with SQLAlchemy Core instead of its ORM (hpo.study.trial_reads).
+
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        return self._call(partial(super().get_trial, trial_id))
+        return self._call(partial(self._read, read_trial, trial_id))
 
     def _get_trials(
         self,
@@ -538,7 +541,13 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         included_trial_ids: set[int],
         trial_id_greater_than: int,
     ) -> list[FrozenTrial]:
-        return self._call(partial(super()._get_trials, study_id, states, included_trial_ids, trial_id_greater_than))
+        read = partial(self._read, read_study_trials, study_id, states, included_trial_ids, trial_id_greater_than)
+        return self._call(read)
+
+    def _read(self, reader: Callable[..., T], *args: Any) -> T:
+        """``reader(connection, *args)`` in one transaction of a session, whose errors Optuna's own reads raise."""
+        with _create_scoped_session(self.scoped_session) as session:
+            return reader(session.connection(), *args)
 
     def _get_best_trial_id(self, study_id: int, direction: StudyDirection) -> int:
         return self._call(partial(super()._get_best_trial_id, study_id, direction))
