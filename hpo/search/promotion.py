@@ -21,7 +21,7 @@ from hpo.data.loading import PreparedData
 from hpo.model import MLP
 from hpo.paths import StudyPaths
 from hpo.search.validation_report import build_validation_report, validation_logits
-from hpo.study.access import best_trial, pareto_front
+from hpo.study.access import best_trial, pareto_front, recent_best_trial
 from hpo.study.artifacts import ARTIFACTS_ERROR_ATTR, artifacts_dir, attach_files
 from hpo.train.objective import TrainedModel
 
@@ -85,13 +85,19 @@ class PreparedBest:
     files: dict[str, bytes]
 
 
-def _beats_best(study: optuna.Study, value: float) -> bool:
-    """Whether ``value`` is strictly better than the best feasible completed trial so far (ties keep the earlier
-    trial)."""
-    best = best_trial(study)
-    if best is None or best.value is None:
-        return True
-    return value > best.value if study.direction == StudyDirection.MAXIMIZE else value < best.value
+def _better(study: optuna.Study, value: float, than: float) -> bool:
+    return value > than if study.direction == StudyDirection.MAXIMIZE else value < than
+
+
+def _compare_to_best(study: optuna.Study, value: float) -> int:
+    """1 if ``value`` is strictly better than the best feasible completed trial this process knows of (or there is
+    none), -1 if strictly worse, 0 for a tie (which keeps the earlier trial). The best known may be a few trials old
+    (:func:`~hpo.study.access.recent_best_trial`): a trial completed since is better still, so -1 stays true, and
+    a 1 is checked against the storage after the tell."""
+    best = recent_best_trial(study)
+    if best is None or best.value is None or _better(study, value, best.value):
+        return 1
+    return -1 if _better(study, best.value, value) else 0
 
 
 def _dominated(study: optuna.Study, values: Sequence[float]) -> bool:
@@ -123,6 +129,7 @@ class BestModelPublisher:
         self.paths = paths
         self._prepared: dict[int, PreparedBest] = {}
         self._trained: dict[int, TrainedModel] = {}
+        self._outclassed: set[int] = set()  # trials worse than a completed one when they finished training
 
     def build(self, trained: TrainedModel) -> PreparedBest:
         """``model.pt``, ``model.json`` (with temperature, threshold and calibration summary), ``calibration.json``
@@ -168,8 +175,12 @@ class BestModelPublisher:
         if self.experiment.study.multi_objective:
             if _dominated(trial.study, trained.values):
                 return
-        elif not _beats_best(trial.study, trained.value):
-            return
+        else:
+            compared = _compare_to_best(trial.study, trained.value)
+            if compared < 0:  # a completed trial is better: it can never be the best (publish need not ask)
+                self._outclassed.add(trained.trial_number)
+            if compared <= 0:
+                return
         prepared = self.build(trained)
         self._prepared[trained.trial_number] = prepared
         try:
@@ -197,12 +208,16 @@ class BestModelPublisher:
             return self.promote_front(trained, lambda: pareto_front(study))
         if not trained.feasible:
             return False
+        if trial_number in self._outclassed:
+            self._outclassed.discard(trial_number)
+            return False
         return self.promote(trained, lambda number: _is_best(study, number))
 
     def discard(self, trial_number: int) -> None:
         """Forget a trial that did not complete (pruned or failed after training)."""
         self._trained.pop(trial_number, None)
         self._prepared.pop(trial_number, None)
+        self._outclassed.discard(trial_number)
 
     def promote(self, trained: TrainedModel, is_best: Callable[[int], bool]) -> bool:
         """Write ``trained``'s files to ``best/`` if, once the lock is held, ``is_best`` says it is the best trial.

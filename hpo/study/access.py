@@ -144,6 +144,16 @@ def best_trial(study: optuna.Study, counts: dict[TrialState, int] | None = None)
     return best
 
 
+def recent_best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best trial as this process last knew it (read by :func:`best_trial`, or told since), without a read when it
+    knows one; else :func:`best_trial`. Another worker may have completed a better trial since, never a worse one:
+    a value that does not beat it does not beat the study's best either."""
+    for known in (_TOLD, _BEST):
+        if study in known:
+            return known[study][1]
+    return best_trial(study)
+
+
 #: The best trial once the trial this process just told is counted, and the complete count that makes it so.
 _TOLD: weakref.WeakKeyDictionary[optuna.Study, tuple[int, FrozenTrial | None]] = weakref.WeakKeyDictionary()
 

@@ -95,3 +95,40 @@ def test_best_trial_after_own_tells_matches_a_fresh_read_with_another_worker_int
         got = best_trial(mine)
         fresh = optuna.load_study(storage=url, study_name="s").best_trial
         assert got is not None and (got.number, got.value) == (fresh.number, fresh.value)
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_recent_best_trial_never_overstates_the_best_and_is_exact_after_a_read(tmp_path: Path, direction: str) -> None:
+    """What the best-model publisher decides "cannot be the best" on: a value that does not beat the recent best does
+    not beat the study's best, however many trials another worker completed since."""
+    import random
+
+    from hpo.study.access import best_trial, note_told, recent_best_trial
+    from hpo.study.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    mine = optuna.create_study(storage=open_storage(url, create=True), study_name="s", direction=direction)
+    other = optuna.load_study(storage=url, study_name="s")
+    sign = 1 if direction == "maximize" else -1
+    rng = random.Random(1)
+    assert recent_best_trial(mine) is None
+    stale = 0
+    others_since_read = True
+    for step in range(60):
+        study = other if rng.random() < 0.4 else mine
+        trial = study.ask()
+        frozen = study.tell(trial, rng.choice([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]))
+        if study is mine:
+            note_told(mine, frozen)
+        others_since_read |= study is other
+        fresh = optuna.load_study(storage=url, study_name="s").best_trial
+        recent = recent_best_trial(mine)
+        assert recent is None or sign * recent.value <= sign * fresh.value  # None: nothing known to beat yet
+        if not others_since_read:  # only this process's own tells since the last read: exact
+            assert recent is not None and recent.number == fresh.number
+        stale += recent is None or recent.value != fresh.value
+        if step % 7 == 0:
+            best_trial(mine)  # a read: exact again
+            others_since_read = False
+            assert getattr(recent_best_trial(mine), "number", None) == fresh.number
+    assert stale > 0  # the other worker's better trials were not seen until a read

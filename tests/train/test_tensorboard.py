@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import yaml
+from pytorch_lightning.core.saving import load_hparams_from_yaml, save_hparams_to_yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
@@ -27,3 +29,23 @@ def test_each_calls_scalars_are_one_event_that_tensorboard_reads_per_tag(tmp_pat
     for path in (tmp_path / "trial_0000").glob("events.out.tfevents.*"):
         scalar_events += sum(1 for e in EventFileLoader(str(path)).Load() if e.summary.value)
     assert scalar_events == 4  # one event per call, not one per scalar
+
+
+def test_hparams_yaml_is_what_lightning_writes_and_reads(tmp_path: Path) -> None:
+    params = {
+        "lr": 1e-05,
+        "n_layers": 2,
+        "dropout": 0.0,
+        "optimizer": "adamw",
+        "model.embedding": "periodic",
+        "x": True,
+    }
+    logger = TrialLogger(save_dir=str(tmp_path), name="", version="trial_0001", default_hp_metric=False)
+    logger.log_hyperparams(params)
+    logger.save()
+    logger.log_hyperparams({"late": 1})  # written once, as Lightning's: the file exists
+    logger.finalize("success")
+    ours = tmp_path / "trial_0001" / "hparams.yaml"
+    save_hparams_to_yaml(tmp_path / "lightning.yaml", params)
+    assert ours.read_text() == (tmp_path / "lightning.yaml").read_text()
+    assert load_hparams_from_yaml(str(ours)) == params == yaml.safe_load(ours.read_text())
