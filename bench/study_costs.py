@@ -312,7 +312,7 @@ def fixed_costs(quick: bool) -> dict[int, dict[str, float]]:
     in turn, ``rounds`` times (each round on a fresh copy of the study), and each median is over all the rounds'
     trials: run-to-run noise on these machines is about 15%, as large as the differences measured."""
     histories = _Histories()
-    measured = 8 if quick else 12
+    measured = 8 if quick else 24
     rounds = 1 if quick else 3
     results: dict[int, dict[str, float]] = {}
     for existing in (300, 3000) if quick else (1000, 10_000):
