@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from hpo.config.experiment import load_experiment
 from hpo.errors import StudyError
 from hpo.study.access import create_or_resume_study
 from tests.conftest import tiny_space
+from tests.search.test_workers import postgres_url  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask/tell, not optimize, here
 
@@ -132,3 +135,52 @@ def test_recent_best_trial_never_overstates_the_best_and_is_exact_after_a_read(t
             others_since_read = False
             assert getattr(recent_best_trial(mine), "number", None) == fresh.number
     assert stale > 0  # the other worker's better trials were not seen until a read
+
+
+def _plain_counts(url: str, study_id: int, running_before: int | None) -> dict[Any, int]:
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    table = models.TrialModel
+    query = sqlalchemy.select(table.state, sqlalchemy.func.count()).where(table.study_id == study_id)
+    if running_before is not None:
+        query = query.where(sqlalchemy.or_(table.state != TrialState.RUNNING, table.number < running_before))
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return dict(connection.execute(query.group_by(table.state)).all())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_trial_counts_kept_for_settled_trials_match_a_full_count(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Two workers and another study on one storage, trials created, queued, run and finished in a random order:
+    the counts that re-read only the trials after the settled ones always equal a full count."""
+    import random
+
+    from hpo.study.access import trial_counts
+    from hpo.study.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    mine = optuna.create_study(storage=open_storage(url, create=True), study_name="c")
+    other = optuna.load_study(storage=url, study_name="c")
+    elsewhere = optuna.create_study(storage=url, study_name="elsewhere")  # its trials interleave in the id order
+    rng = random.Random(3)
+    running: list[tuple[optuna.Study, optuna.trial.Trial]] = []
+    for step in range(150):
+        action = rng.random()
+        study = rng.choice([mine, other, elsewhere])
+        if action < 0.35 or not running:
+            running.append((study, study.ask()))
+        elif action < 0.45:
+            study.enqueue_trial({}, skip_if_exists=False)  # waiting until an ask takes it
+        else:
+            owner, trial = running.pop(rng.randrange(len(running)))
+            state = rng.choice([TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL])
+            owner.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+        before = rng.choice([None, step // 2])
+        assert trial_counts(mine, running_before=before) == _plain_counts(url, mine._study_id, before), step
+    assert set(trial_counts(mine)) >= {TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL}
