@@ -486,7 +486,7 @@ def fail_trials_without_heartbeat(study: optuna.Study, grace_period: int) -> lis
     backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDBStorage in a cache
     if not isinstance(backend, optuna.storages.RDBStorage) or backend.heartbeat_interval is None:
         return []
-    now = dt.datetime.now()
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # Optuna stores datetime_start as naive UTC
     trials = models.TrialModel.__table__.c
 
     def running() -> list[tuple[int, dt.datetime | None]]:

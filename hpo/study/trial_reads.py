@@ -13,6 +13,7 @@ compares the results with Optuna's own reads on every kind of parameter, value a
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Container, Iterable
 from typing import Any
@@ -32,6 +33,14 @@ _SYSTEM = models.TrialSystemAttributeModel.__table__
 _INTERMEDIATE = models.TrialIntermediateValueModel.__table__
 #: Trial ids per ``IN (...)`` list (SQLite allows 32,766 bound variables, older builds 999).
 _CHUNK = 500
+
+
+def _local(stored: datetime.datetime | None) -> datetime.datetime | None:
+    """A start or completion time as Optuna's ``TrialModel`` returns it: stored as naive UTC, returned as naive local
+    time."""
+    if stored is None:
+        return None
+    return stored.replace(tzinfo=datetime.timezone.utc).astimezone().replace(tzinfo=None)
 
 
 class _Parts:
@@ -130,8 +139,8 @@ def read_trials(connection: sqlalchemy.Connection, where: Any) -> list[FrozenTri
                 state=state,
                 value=None,
                 values=[values[i] for i in range(len(values))] if values else None,
-                datetime_start=datetime_start,
-                datetime_complete=datetime_complete,
+                datetime_start=_local(datetime_start),
+                datetime_complete=_local(datetime_complete),
                 params={name: chosen[name].to_external_repr(value) for _, name, value, _ in params},
                 distributions=chosen,
                 user_attrs=part.user,

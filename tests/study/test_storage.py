@@ -4,6 +4,7 @@ import multiprocessing
 from pathlib import Path
 
 import optuna
+import pytest
 import sqlalchemy
 
 from hpo.study.storage import TRIAL_STATE_INDEX, open_storage
@@ -136,3 +137,39 @@ def test_trial_cache_reads_what_optunas_cache_reads(tmp_path: Path) -> None:
     info.trials = dict(reversed(info.trials.items()))
     numbers = [t.number for t in cache.get_all_trials(workers[0]._study_id, deepcopy=False)]
     assert numbers == sorted(numbers) and len(numbers) == len(info.trials)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # asked by hand, as a worker killed before its heartbeat
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/Los_Angeles"])
+def test_a_trial_without_heartbeat_is_failed_after_grace_period_in_any_time_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    """Optuna stores a trial's start as UTC: a trial that never sent a heartbeat is failed once it is older than
+    grace_period, not hours early east of UTC (a live trial about to send its first one) or hours late west of it."""
+    import datetime as dt
+    import time
+
+    from optuna.storages._rdb import models
+
+    from hpo.study.storage import fail_trials_without_heartbeat
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        url = f"sqlite:///{tmp_path / 'study.db'}"
+        storage = open_storage(url, create=True, heartbeat_interval=1, grace_period=30)
+        study = optuna.create_study(study_name="h", storage=storage)
+        fresh, old = study.ask(), study.ask()  # running, no heartbeat: their workers "died" before the first one
+        an_hour_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)
+        trials = models.TrialModel.__table__
+        with storage.engine.begin() as connection:
+            connection.execute(
+                trials.update().where(trials.c.trial_id == old._trial_id).values(datetime_start=an_hour_ago)
+            )
+        assert fail_trials_without_heartbeat(study, grace_period=30) == [old.number]
+        states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+        assert states[fresh.number] == optuna.trial.TrialState.RUNNING
+        assert states[old.number] == optuna.trial.TrialState.FAIL
+    finally:
+        monkeypatch.undo()
+        time.tzset()

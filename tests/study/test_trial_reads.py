@@ -114,3 +114,25 @@ def test_a_study_read_through_optunas_cache_is_the_same(tmp_path: Path) -> None:
     plain = optuna.load_study(study_name="one", storage=url)
     assert _comparable(ours.trials) == _comparable(plain.trials)
     assert ours.best_trial.number == plain.best_trial.number == 1  # +inf
+
+
+def test_times_are_local_as_optuna_returns_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Optuna stores a trial's start and completion as UTC and returns them as local time: so does hpo's read, east
+    and west of UTC."""
+    import time
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url, create=True)
+    study = optuna.create_study(study_name="t", storage=storage)
+    study.tell(study.ask(), 1.0)
+    trial_id = study.trials[0]._trial_id
+    try:
+        for zone in ("Asia/Tokyo", "America/Los_Angeles"):
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            mine, optunas = storage.get_trial(trial_id), ORM.get_trial(storage, trial_id)
+            assert (mine.datetime_start, mine.datetime_complete) == (optunas.datetime_start, optunas.datetime_complete)
+            assert _comparable(storage._get_trials(study._study_id, None, set(), -1)) == _comparable([optunas])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
