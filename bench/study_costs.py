@@ -205,15 +205,10 @@ def optuna_floor_at(histories: _Histories, existing: int, measured: int, sampler
     return seconds[1:]  # the first one loads the study
 
 
-def lightning_only(exp: Experiment, data: PreparedData, params: dict[str, Any], seed: int) -> None:
-    """The training part of a trial with nothing else: the same module, callbacks and Trainer settings as
-    :class:`hpo.train.objective.Objective`, but no Optuna trial, no storage and no TensorBoard logger."""
-    for name in ("pytorch_lightning", "lightning_fabric"):  # no start-up banners, as in hpo's own trials
-        logging.getLogger(name).setLevel(logging.WARNING)
-    pl.seed_everything(seed, workers=False, verbose=False)
-    params = resolve_params(params, exp)
+def _classifier(data: PreparedData, params: dict[str, Any]) -> BinaryClassifier:
+    """The module a trial with the resolved ``params`` trains (no embedding)."""
     kwargs = {k: params[k] for k in ("n_layers", "hidden_size", "dropout", "activation")}
-    module = BinaryClassifier(
+    return BinaryClassifier(
         MLP(data.n_features, **kwargs),
         params["optimizer"],
         params["lr"],
@@ -221,6 +216,16 @@ def lightning_only(exp: Experiment, data: PreparedData, params: dict[str, Any], 
         params.get("momentum", 0.0),
         params["batch_size"],
     )
+
+
+def lightning_only(exp: Experiment, data: PreparedData, params: dict[str, Any], seed: int) -> None:
+    """The training part of a trial with nothing else: the same module, callbacks and Trainer settings as
+    :class:`hpo.train.objective.Objective`, but no Optuna trial, no storage and no TensorBoard logger."""
+    for name in ("pytorch_lightning", "lightning_fabric"):  # no start-up banners, as in hpo's own trials
+        logging.getLogger(name).setLevel(logging.WARNING)
+    pl.seed_everything(seed, workers=False, verbose=False)
+    params = resolve_params(params, exp)
+    module = _classifier(data, params)
     best = BestEpochCallback(exp.study.metric, exp.study.direction, exp.training.early_stopping_patience)
     trainer = build_trainer(exp.training, False, [best], Path(tempfile.mkdtemp()))
     x_train, y_train, x_val, y_val = (torch.from_numpy(a) for a in (data.x_train, data.y_train, data.x_val, data.y_val))
@@ -238,15 +243,7 @@ def _plain_epochs(exp: Experiment, data: PreparedData, params: dict[str, Any], s
 
     torch.manual_seed(seed)
     params = resolve_params(params, exp)
-    kwargs = {k: params[k] for k in ("n_layers", "hidden_size", "dropout", "activation")}
-    module = BinaryClassifier(
-        MLP(data.n_features, **kwargs),
-        params["optimizer"],
-        params["lr"],
-        params["weight_decay"],
-        params.get("momentum", 0.0),
-        params["batch_size"],
-    )
+    module = _classifier(data, params)
     optimizer = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Optimizer)
     model = module.model
