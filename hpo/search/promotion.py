@@ -129,7 +129,6 @@ class BestModelPublisher:
         self.paths = paths
         self._prepared: dict[int, PreparedBest] = {}
         self._trained: dict[int, TrainedModel] = {}
-        self._outclassed: set[int] = set()  # trials worse than a completed one when they finished training
 
     def build(self, trained: TrainedModel) -> PreparedBest:
         """``model.pt``, ``model.json`` (with temperature, threshold and calibration summary), ``calibration.json``
@@ -168,7 +167,8 @@ class BestModelPublisher:
         """Objective hook: if ``trained`` is feasible and beats the best trial so far (in a multi-objective study: no
         trial on the Pareto front dominates it), build its files and attach them to ``trial``.
 
-        The weights are kept until :meth:`publish` is called for that trial."""
+        The weights are kept until :meth:`publish` is called for that trial, unless a completed trial is better (then
+        it can never be the best)."""
         self._trained[trained.trial_number] = trained
         if not trained.feasible:
             return
@@ -178,7 +178,7 @@ class BestModelPublisher:
         else:
             compared = _compare_to_best(trial.study, trained.value)
             if compared < 0:  # a completed trial is better: it can never be the best (publish need not ask)
-                self._outclassed.add(trained.trial_number)
+                del self._trained[trained.trial_number]
             if compared <= 0:
                 return
         prepared = self.build(trained)
@@ -196,7 +196,8 @@ class BestModelPublisher:
         """After trial ``trial_number`` completed and was told to the storage: bring ``best/`` in step with it.
 
         Returns:
-            True when ``best/`` now holds the trial's model (False: not the best, infeasible, or not trained here).
+            True when ``best/`` now holds the trial's model (False: not the best, infeasible, worse than a completed
+            trial when it finished training, or not trained here).
 
         Raises:
             StudyError: ``best/`` cannot be written (it keeps its previous content).
@@ -208,16 +209,12 @@ class BestModelPublisher:
             return self.promote_front(trained, lambda: pareto_front(study))
         if not trained.feasible:
             return False
-        if trial_number in self._outclassed:
-            self._outclassed.discard(trial_number)
-            return False
         return self.promote(trained, lambda number: _is_best(study, number))
 
     def discard(self, trial_number: int) -> None:
         """Forget a trial that did not complete (pruned or failed after training)."""
         self._trained.pop(trial_number, None)
         self._prepared.pop(trial_number, None)
-        self._outclassed.discard(trial_number)
 
     def promote(self, trained: TrainedModel, is_best: Callable[[int], bool]) -> bool:
         """Write ``trained``'s files to ``best/`` if, once the lock is held, ``is_best`` says it is the best trial.
