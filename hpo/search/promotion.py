@@ -102,14 +102,14 @@ def _compare_to_best(study: optuna.Study, value: float) -> int:
 
 def _dominated(study: optuna.Study, values: Sequence[float]) -> bool:
     """Whether a trial on the study's Pareto front (feasible, complete) dominates ``values``."""
-    signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
-    mine = [s * v for s, v in zip(signs, values, strict=True)]
-    for trial in study.best_trials:
-        theirs = [s * v for s, v in zip(signs, trial.values, strict=True)]
-        pairs = list(zip(theirs, mine, strict=True))
-        if all(t <= m for t, m in pairs) and any(t < m for t, m in pairs):
-            return True
-    return False
+    maximize = [d == StudyDirection.MAXIMIZE for d in study.directions]
+    return any(_dominates(maximize, trial.values, values) for trial in study.best_trials)
+
+
+def _dominates(maximize: Sequence[bool], theirs: Sequence[float], mine: Sequence[float]) -> bool:
+    """Whether ``theirs`` is at least as good as ``mine`` in every objective and better in one."""
+    pairs = [(t, m) if up else (-t, -m) for up, t, m in zip(maximize, theirs, mine, strict=True)]
+    return all(t >= m for t, m in pairs) and any(t > m for t, m in pairs)
 
 
 class BestModelPublisher:
@@ -129,6 +129,7 @@ class BestModelPublisher:
         self.paths = paths
         self._prepared: dict[int, PreparedBest] = {}
         self._trained: dict[int, TrainedModel] = {}
+        self._outclassed: dict[int, int] = {}  # trial -> the sibling that beats it (see prepare)
 
     def build(self, trained: TrainedModel) -> PreparedBest:
         """``model.pt``, ``model.json`` (with temperature, threshold and calibration summary), ``calibration.json``
@@ -163,14 +164,23 @@ class BestModelPublisher:
             entries["feasible"] = trained.feasible
         return entries
 
-    def prepare(self, trial: optuna.Trial, trained: TrainedModel) -> None:
+    def prepare(self, trial: optuna.Trial, trained: TrainedModel, siblings: Sequence[TrainedModel] = ()) -> None:
         """Objective hook: if ``trained`` is feasible and beats the best trial so far (in a multi-objective study: no
         trial on the Pareto front dominates it), build its files and attach them to ``trial``.
+
+        ``siblings``: the other completed members of its population, told right after it. One that is feasible and
+        beats ``trained`` (dominates it) will be a completed trial better than ``trained``, so ``trained`` is not
+        built; :meth:`publish` then drops it without asking the storage, unless that sibling was discarded (another
+        worker failed it meanwhile), in which case ``trained`` is checked and built like any other trial.
 
         The weights are kept until :meth:`publish` is called for that trial, unless a completed trial is better (then
         it can never be the best)."""
         self._trained[trained.trial_number] = trained
         if not trained.feasible:
+            return
+        rival = self._rival(trained, siblings)
+        if rival is not None:
+            self._outclassed[trained.trial_number] = rival
             return
         if self.experiment.study.multi_objective:
             if _dominated(trial.study, trained.values):
@@ -205,6 +215,8 @@ class BestModelPublisher:
         trained = self._trained.pop(trial_number, None)
         if trained is None:
             return False
+        if self._outclassed.pop(trial_number, None) is not None and not self.experiment.study.multi_objective:
+            return False  # a sibling beat it and was told complete: never the best
         if self.experiment.study.multi_objective:
             return self.promote_front(trained, lambda: pareto_front(study))
         if not trained.feasible:
@@ -212,9 +224,25 @@ class BestModelPublisher:
         return self.promote(trained, lambda number: _is_best(study, number))
 
     def discard(self, trial_number: int) -> None:
-        """Forget a trial that did not complete (pruned or failed after training)."""
+        """Forget a trial that did not complete (pruned or failed after training); the siblings it outclassed are
+        checked against the storage again."""
         self._trained.pop(trial_number, None)
         self._prepared.pop(trial_number, None)
+        self._outclassed.pop(trial_number, None)
+        self._outclassed = {n: r for n, r in self._outclassed.items() if r != trial_number}
+
+    def _rival(self, trained: TrainedModel, siblings: Sequence[TrainedModel]) -> int | None:
+        """The number of a feasible sibling that beats ``trained`` (strictly; with several objectives: dominates it),
+        the best such one; None if there is none."""
+        rivals = [s for s in siblings if s.feasible]
+        study = self.experiment.study
+        if study.multi_objective:
+            maximize = [d == "maximize" for d in study.directions]
+            dominating = [s for s in rivals if _dominates(maximize, s.values, trained.values)]
+            return dominating[0].trial_number if dominating else None
+        sign = 1.0 if study.direction == "maximize" else -1.0
+        better = [s for s in rivals if sign * s.value > sign * trained.value]
+        return max(better, key=lambda s: sign * s.value).trial_number if better else None
 
     def promote(self, trained: TrainedModel, is_best: Callable[[int], bool]) -> bool:
         """Write ``trained``'s files to ``best/`` if, once the lock is held, ``is_best`` says it is the best trial.

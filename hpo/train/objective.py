@@ -160,9 +160,10 @@ class Objective:
         experiment: the validated search-space file.
         data: the prepared splits.
         paths: where the trial's TensorBoard run goes.
-        on_complete: called with the still-running trial and its weights just before a completed trial returns
-            (what must be attached to the trial itself, such as Optuna artifacts, has to happen then); it keeps
-            the weights if it needs them after the trial.
+        on_complete: called with the still-running trial, its weights and the weights of the other completed
+            members of its population (none for a trial trained alone) just before a completed trial returns (what
+            must be attached to the trial itself, such as Optuna artifacts, has to happen then); it keeps the
+            weights if it needs them after the trial.
     """
 
     def __init__(
@@ -170,7 +171,7 @@ class Objective:
         experiment: Experiment,
         data: PreparedData,
         paths: StudyPaths,
-        on_complete: Callable[[optuna.Trial, TrainedModel], None] | None = None,
+        on_complete: Callable[[optuna.Trial, TrainedModel, Sequence[TrainedModel]], None] | None = None,
     ) -> None:
         self.experiment = experiment
         self.data = data
@@ -308,6 +309,7 @@ class Objective:
                 results = trainer.fit(build_trainer(exp.training, False, [], self.paths.study_dir))
             except SystemExit:
                 raise KeyboardInterrupt from None  # Lightning turns Ctrl-C inside fit into sys.exit(1)
+        completed: dict[int, TrainedModel] = {}
         for member in members:
             try:
                 outcome = self._member_outcome(by_number[member.key], member, results[member.key], loggers)
@@ -315,13 +317,25 @@ class Objective:
                 # Another worker found this member's heartbeat stale and failed it (this process was paused): its
                 # weights cannot be attached any more. The worker's tell is skipped and its outcome dropped.
                 outcome = _finished_elsewhere(member.key)
-            outcomes[member.key] = outcome
+            if isinstance(outcome, tuple):
+                outcomes[member.key], completed[member.key] = outcome
+            else:
+                outcomes[member.key] = outcome
+        if self.on_complete is not None:
+            # After every member's outcome is known: a member that a sibling beats need not be prepared as the best.
+            for number, trained in completed.items():
+                siblings = [t for n, t in completed.items() if n != number]
+                try:
+                    self.on_complete(by_number[number], trained, siblings)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    outcomes[number] = _finished_elsewhere(number)
         return outcomes
 
     def _member_outcome(
         self, trial: optuna.Trial, member: Any, result: Any, loggers: dict[int, TensorBoardLogger]
-    ) -> float | list[float] | optuna.TrialPruned:
-        """What one population member tells Optuna, with its user attributes and last TensorBoard points."""
+    ) -> optuna.TrialPruned | tuple[float | list[float], TrainedModel]:
+        """What one population member tells Optuna (with its weights when it completed), with its user attributes and
+        last TensorBoard points."""
         exp = self.experiment
         logger = loggers[trial.number]
         trial.set_user_attr("epochs_trained", result.epochs_trained)
@@ -369,9 +383,7 @@ class Objective:
             values=outcome.values,
             constraints=outcome.constraints,
         )
-        if self.on_complete is not None:
-            self.on_complete(trial, trained)
-        return list(outcome.values) if exp.study.multi_objective else result.best_value
+        return (list(outcome.values) if exp.study.multi_objective else result.best_value), trained
 
     def _fit(
         self,
@@ -503,7 +515,7 @@ class Objective:
             trial.set_constraint(constraint, violation)  # Optuna's samplers prefer feasible trials
         trained = _trained(trial.number, value, params, model_kwargs, best, result)
         if self.on_complete is not None:
-            self.on_complete(trial, trained)
+            self.on_complete(trial, trained, ())
         return list(result.values) if self.experiment.study.multi_objective else value
 
 

@@ -149,7 +149,9 @@ def test_each_trial_trains_and_records_its_own_scaling(tmp_path: Path) -> None:
     exp = load_experiment(path)
     data = load_data(exp.data)
     kept: list[TrainedModel] = []
-    objective = Objective(exp, data, StudyPaths(tmp_path / "studies", "scalings"), lambda t, m: kept.append(m))
+    objective = Objective(
+        exp, data, StudyPaths(tmp_path / "studies", "scalings"), lambda t, m, siblings: kept.append(m)
+    )
     inputs = {}
     for number, scaling in enumerate(("standard", "robust", "quantile")):
         value = objective(optuna.trial.FixedTrial({"lr": 0.01, "preprocessing.numeric": scaling}, number=number))

@@ -79,7 +79,7 @@ def test_a_periodic_trial_embeds_the_scaled_numeric_inputs(tmp_path: Path) -> No
     exp = load_experiment(path)
     data = load_data(exp.data)
     kept: list[TrainedModel] = []
-    objective = Objective(exp, data, StudyPaths(tmp_path / "studies", "mixed"), lambda t, m: kept.append(m))
+    objective = Objective(exp, data, StudyPaths(tmp_path / "studies", "mixed"), lambda t, m, siblings: kept.append(m))
     value = objective(optuna.trial.FixedTrial({"lr": 0.01, "preprocessing.numeric": "quantile"}, number=0))
     trained = kept[-1]
     names = data.prepared().preprocessor.output_names
@@ -108,7 +108,9 @@ def test_without_the_embedding_parameter_a_trial_builds_the_plain_mlp(tmp_path: 
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     exp = load_experiment(path)
     kept: list[TrainedModel] = []
-    objective = Objective(exp, load_data(exp.data), StudyPaths(tmp_path / "s", "plain"), lambda t, m: kept.append(m))
+    objective = Objective(
+        exp, load_data(exp.data), StudyPaths(tmp_path / "s", "plain"), lambda t, m, siblings: kept.append(m)
+    )
     objective(optuna.trial.FixedTrial({"lr": 0.01}, number=0))
     assert set(kept[-1].model_kwargs) == {"n_features", "n_layers", "hidden_size", "dropout", "activation"}
 

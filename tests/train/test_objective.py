@@ -26,7 +26,7 @@ def objective(write_space, tmp_path: Path):
             exp,
             load_data(exp.data),
             StudyPaths(tmp_path / "studies", exp.study.name),
-            on_complete=lambda trial, trained: completed.append(trained),
+            on_complete=lambda trial, trained, siblings: completed.append(trained),
         )
         _COMPLETED[id(objective)] = completed
         return objective
