@@ -25,7 +25,7 @@ import torch
 
 from bench import training_cost
 from bench.common import environment, experiment
-from bench.population import NARROW_PARAMS, timed_run
+from bench.population import NARROW_PARAMS, _default_experiment, timed_run
 from hpo.train.device import training_device
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks-gpu.md"
@@ -99,6 +99,28 @@ def population_rates(
     ]
 
 
+def default_study_rates(populations: tuple[int, ...], trials: int, seeds: tuple[int, ...]) -> str:
+    """Figure 11 on the embedded default study (search_spaces/default.yaml: its mixed space, pruner and 30 epochs)
+    trained on the GPU, runs of each P interleaved per seed: a table row with trials per minute and best values."""
+    runs: dict[int, list[tuple[float, float]]] = {p: [] for p in populations}
+    timed_run(_default_experiment(populations[-1], populations[-1], 999, accelerator="auto"))  # warm-up
+    for seed in seeds:
+        for population in populations:
+            seconds, best, _ = timed_run(_default_experiment(population, trials, seed, accelerator="auto"))
+            runs[population].append((seconds, best))
+            print(f"  default study P={population} seed={seed}: {seconds:.1f} s, best {best:.4f}", flush=True)
+    per_minute = {p: 60 * trials / statistics.median(r[0] for r in runs[p]) for p in populations}
+    measured = ", ".join(
+        f"P={p}: {per_minute[p]:.0f}/min (best {statistics.mean(r[1] for r in runs[p]):.4f})" for p in populations
+    )
+    top = max(per_minute, key=lambda p: per_minute[p])
+    return (
+        f"| 11. trials per GPU-minute, the embedded default study ({trials} trials, {len(seeds)} seeds; its mixed "
+        f"widths, depths, embeddings and pruner) | {measured} | P={top}: "
+        f"{per_minute[top] / per_minute[min(per_minute)]:.1f}x P=1 | reported |"
+    )
+
+
 def _population_row(rates: list[tuple[int, int, float, float, float]]) -> str:
     per_minute = {p: 60 * trials / seconds for p, trials, seconds, _, _ in rates}
     measured = ", ".join(
@@ -137,6 +159,8 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
     rows.append(_population_row(population_rates("auto", (1, 16, 64, 256), 20_000, 4, rounds=args.rounds)))
+    print(rows[-1], flush=True)
+    rows.append(default_study_rates((1, 8, 16), 64, (0, 1)))
     print(rows[-1], flush=True)
     lines = [
         "# Benchmarks on a GPU",

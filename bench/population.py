@@ -37,8 +37,12 @@ from hpo.search.run import TrialReport, run_study
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _default_experiment(population: int, trials: int, seed: int) -> Experiment:
+def _default_experiment(population: int, trials: int, seed: int, accelerator: str | None = None) -> Experiment:
+    """The embedded default study with ``population`` P, ``trials`` trials and ``seed`` (and ``accelerator``, if
+    given, instead of the file's)."""
     doc = yaml.safe_load((REPO / "search_spaces" / "default.yaml").read_text())
+    if accelerator is not None:
+        doc["training"]["accelerator"] = accelerator
     doc["study"] |= {"name": f"p{population}s{seed}", "n_trials": trials, "timeout": None}
     doc["study"]["sampler"]["seed"] = seed
     doc["data"]["test_fraction"] = 0
