@@ -282,8 +282,10 @@ class TrialCache(optuna.storages._CachedStorage):
       population).
     - A read of queued or running trials only looks at the trials the cache knows are unfinished, not at every
       trial: finished trials never go back.
-    - A read of all trials sorts them only if they are not already in number order (the cache keeps them in the
-      order it read them, which is number order unless a trial was committed after a later-numbered one).
+    - A read of all trials does not sort them: the cache keeps them in the order it read them, and when that is not
+      number order (a trial committed after a later-numbered one, or the first trial a worker creates, which
+      enters the cache before the study's earlier trials do) the cache itself is put in number order once,
+      instead of sorting every read (a sort of 10,000 trials is 1-2 ms of every trial).
 
     Both return exactly what Optuna's own method returns (tests/study/test_storage.py compares them).
     """
@@ -303,9 +305,10 @@ class TrialCache(optuna.storages._CachedStorage):
                 trials = sorted((t for t in unfinished if t.state in states), key=_number)
             else:
                 numbers = list(study.trials)
-                trials = list(study.trials.values())
                 if numbers != sorted(numbers):
-                    trials.sort(key=_number)
+                    # Put the cache itself in number order, once: it stays so as trials are added in number order.
+                    study.trials = dict(sorted(study.trials.items()))
+                trials = list(study.trials.values())
                 if states is not None:
                     trials = [t for t in trials if t.state in states]
         return copy.deepcopy(trials) if deepcopy else trials

@@ -139,6 +139,28 @@ def test_trial_cache_reads_what_optunas_cache_reads(tmp_path: Path) -> None:
     info.trials = dict(reversed(info.trials.items()))
     numbers = [t.number for t in cache.get_all_trials(workers[0]._study_id, deepcopy=False)]
     assert numbers == sorted(numbers) and len(numbers) == len(info.trials)
+    assert list(info.trials) == sorted(info.trials)  # the cache itself is back in order: later reads need no sort
+
+
+def test_a_new_workers_cache_holds_the_trials_in_number_order(tmp_path: Path) -> None:
+    """A worker's first ask creates its trial before anything reads the study's earlier trials into the cache (ask's
+    read of queued trials reads those alone): the cache must still end up in number order, so that the reads of all
+    trials (one per trial, by the sampler) need not sort them."""
+    from hpo.study.storage import TrialCache
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    first = optuna.create_study(study_name="s", storage=TrialCache(open_storage(url, create=True)))
+    first.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+    worker = optuna.load_study(study_name="s", storage=TrialCache(open_storage(url, create=False)))
+    trial = worker.ask()  # random sampling for the first 10 trials: reads nothing before creating the trial
+    info = worker._storage._studies[worker._study_id]
+    assert list(info.trials) == [5]  # the new trial entered the cache first
+    numbers = [t.number for t in worker.get_trials(deepcopy=False)]
+    assert numbers == [0, 1, 2, 3, 4, 5]
+    assert list(info.trials) == numbers
+    worker.tell(trial, 0.5)
+    worker.ask()
+    assert list(info.trials) == [t.number for t in worker.get_trials(deepcopy=False)] == list(range(7))
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # asked by hand, as a worker killed before its heartbeat
