@@ -37,46 +37,24 @@ def hp_name(metric: str) -> str:
     return "hp/" + metric.split("/", 1)[-1]
 
 
-def compute_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All :data:`METRICS` for a validation set, as float32 scalar tensors.
+def compute_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """All :data:`METRICS` for a validation set: :func:`compute_metrics_batched` for one model.
+
+    AUROC is computed exactly (in float64, from the ranks), so two models whose AUROCs are equal get equal values,
+    and a tie keeps the earlier trial as the best; torchmetrics' float32 ROC area can put them an ulp apart.
 
     Args:
         logits: raw model outputs, shape ``(n,)``.
         targets: 0/1 labels, shape ``(n,)``, float.
     """
-    # Imported here so that reading and validating a search-space file does not pay for torch and torchmetrics.
-    import torch
-    import torch.nn.functional as F  # noqa: N812
-    from torchmetrics.functional.classification import (
-        binary_accuracy,
-        binary_auroc,
-        binary_average_precision,
-        binary_f1_score,
-    )
-
-    logits = logits.detach().float()
-    targets = targets.float()
-    labels = targets.long()
-    probs = torch.sigmoid(logits)
-    # Precision and recall from the confusion counts directly: a torchmetrics call per metric costs more per epoch.
-    predicted = probs >= 0.5
-    positive = labels == 1
-    true_positives = (predicted & positive).sum().float()
-    return {
-        "val/auroc": binary_auroc(probs, labels),
-        "val/loss": F.binary_cross_entropy_with_logits(logits, targets),
-        "val/accuracy": binary_accuracy(probs, labels),
-        "val/f1": binary_f1_score(probs, labels),
-        "val/average_precision": binary_average_precision(probs, labels),
-        # clamp: no predicted (or actual) positives gives 0 / 1 = 0, as torchmetrics does, instead of NaN
-        "val/precision": true_positives / predicted.sum().float().clamp(min=1.0),
-        "val/recall": true_positives / positive.sum().float().clamp(min=1.0),
-    }
+    return compute_metrics_batched(logits.reshape(1, -1), targets)[0]
 
 
 def compute_metrics_batched(logits: torch.Tensor, targets: torch.Tensor) -> list[dict[str, float]]:
-    """:func:`compute_metrics` for many models at once: ``logits`` of shape ``(P, n)`` (one row per model) on the same
-    targets ``(n,)``; one dict of floats per row, equal to :func:`compute_metrics` on that row (to float rounding).
+    """Every :data:`METRICS` value for many models at once: ``logits`` of shape ``(P, n)`` (one row per model) on the
+    same targets ``(n,)``; one dict of floats per row, equal to torchmetrics' binary AUROC, average precision,
+    accuracy and F1 (to float32 rounding), binary cross-entropy, and precision and recall at 0.5 (with no predicted or
+    actual positives: 0, as torchmetrics gives).
 
     A population (:mod:`hpo.train.population`) measures every member after every epoch: a handful of tensor operations
     for all of them instead of five torchmetrics calls each. AUROC is the Mann-Whitney statistic with average ranks

@@ -268,7 +268,7 @@ def _run_workers(
             warm_start=warm_start,
         )
     for index, how in outcome.failed_workers:
-        click.echo(f"warning: worker {index} ended with {how}", err=True)
+        click.echo(f"warning: worker {index} ended: {how}", err=True)
     return outcome.result, outcome.exit_code
 
 

@@ -581,11 +581,14 @@ class _TrialLoop:
         ``grace_period``: a laptop asleep, a stopped job, swapping) and queued a retry of it, which some worker
         runs; Optuna refuses to record a finished trial's outcome again."""
         try:
-            return self.study.tell(trial, value, state=state)
+            done = self.study.tell(trial, value, state=state)
         except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
             if self.study._storage.get_trial(trial._trial_id).state != TrialState.FAIL:
                 raise
             return None
+        # Before anything reads the study again: what note_told infers holds only for a count read before the tell.
+        note_told(self.study, done)
+        return done
 
     def _drop_taken_over(self, number: int) -> None:
         _LOGGER.warning(
@@ -598,7 +601,6 @@ class _TrialLoop:
         self.publisher.discard(number)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        note_told(study, trial)
         self.database.check(study, self.paths)
         self.ran += 1
         complete = trial.state == TrialState.COMPLETE

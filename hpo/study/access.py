@@ -192,8 +192,12 @@ _TOLD: weakref.WeakKeyDictionary[optuna.Study, tuple[int, FrozenTrial | None]] =
 def note_told(study: optuna.Study, trial: FrozenTrial) -> None:
     """Tell :func:`best_trial` about ``trial``, just told: when the complete count then is one more than at its last
     read, ``trial`` is the only trial completed since, and the best is the better of the two (ties keep the earlier),
-    without reading the study again. Trials with constraints are left to a read (feasibility decides there)."""
-    known = _BEST.get(study)
+    without reading the study again. Trials with constraints are left to a read (feasibility decides there).
+
+    Call it right after each tell, before the study is read again: a count read after the tell already includes
+    ``trial``, and one more than it would then be a count that no single new trial makes. Several trials told in a
+    row (the members of a population) build on each other's note: after k of them, the count is k more."""
+    known = _TOLD.get(study) or _BEST.get(study)
     if known is None or len(study.directions) > 1 or trial.state != TrialState.COMPLETE or trial.value is None:
         return
     if trial.constraints:

@@ -112,7 +112,7 @@ class BinaryClassifier(pl.LightningModule):
         self._val_targets.clear()
         if not torch.isfinite(logits).all():
             raise NonFiniteLossError(f"validation outputs became NaN or infinite at epoch {self.current_epoch}")
-        metrics = {name: float(value) for name, value in compute_metrics(logits, targets).items()}
+        metrics = compute_metrics(logits, targets)
         self.last_metrics = metrics
         if self.logger is not None and not self.trainer.sanity_checking:
             scalars = {**metrics, **{hp_name(name): value for name, value in metrics.items()}}

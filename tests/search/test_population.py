@@ -102,3 +102,31 @@ def test_population_prunes_members_one_by_one(tmp_path: Path, write_space) -> No
         assert "pruned by the percentile pruner" in trial.user_attrs["pruned_reason"]
         assert trial.user_attrs["epochs_trained"] < 4
     assert len(study.trials) == 8
+
+
+@pytest.mark.slow
+def test_a_member_told_after_a_pruned_sibling_is_published_as_the_best(tmp_path: Path, write_space) -> None:
+    """Population 2 over four queued trials: the second population's first member diverges (pruned) and the second
+    is the best trial. The best trial known in the process must follow the storage's (the note of a told trial was
+    made after a read that already counted it, and the next population took that stale note for the best): best/,
+    the reports and the run's result name the study's best trial."""
+    doc = tiny_space(
+        study={"name": "pop", "n_trials": 4, "sampler": {"name": "random", "seed": 1}},
+        training={"max_epochs": 5, "batch_size": 64, "population": 2},
+    )
+    doc["study"]["enqueue"] = [{"lr": 1e-5}, {"lr": 5e-4}, {"lr": 1e6}, {"lr": 1e-2}]
+    doc["params"] |= {"lr": {"type": "float", "low": 1e-5, "high": 1e6, "log": True}, "optimizer": "sgd"}
+    doc["params"].pop("momentum")
+    root = tmp_path / "studies"
+    reports: list = []
+    result = run_study(load_experiment(write_space(doc)), root=root, on_trial_end=reports.append)
+    study = optuna.load_study(study_name="pop", storage=f"sqlite:///{root / 'pop' / 'study.db'}")
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE], states
+    best = study.best_trial
+    assert best.number == 3, [t.value for t in study.trials]  # the case this test is about
+    assert result.best_trial == best.number and result.best_value == best.value
+    # the second population's members are reported after both were told: trial 3 is the best for both reports
+    assert [(r.number, r.best_trial) for r in reports[2:]] == [(2, 3), (3, 3)]
+    assert [r.number for r in reports if r.promoted][-1] == 3
+    assert json.loads((StudyPaths(root, "pop").best / "model.json").read_text())["trial"] == 3

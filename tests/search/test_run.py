@@ -49,7 +49,7 @@ def test_run_creates_sqlite_study_tensorboard_runs_and_best_weights(write_space,
     assert runs == [f"trial_{n:04d}" for n in range(4)]
     for trial in study.trials:
         scalars, hparams, _ = read_tensorboard_run(root / "tiny" / "tb" / f"trial_{trial.number:04d}")
-        assert scalars["hp_metric"][-1][1] == trial.value
+        assert scalars["hp_metric"][-1][1] == float(torch.tensor(trial.value, dtype=torch.float32))  # TB: float32
         assert hparams["lr"] == pytest.approx(trial.params["lr"])
 
     card = json.loads((root / "tiny" / "best" / "model.json").read_text())

@@ -256,7 +256,7 @@ def test_sqlite_workers_survive_a_killed_worker(tmp_path: Path) -> None:
     os.kill(_stop_a_running_trial(db, "chaos", workers, process=parent)[0], signal.SIGKILL)
     _out, err = parent.communicate(timeout=300)
     assert parent.returncode == 0, err
-    assert re.search(r"worker \d ended with killed by SIGKILL", err), err
+    assert re.search(r"worker \d ended: killed by SIGKILL", err), err
     _check_chaos(optuna.load_study(study_name="chaos", storage=db), tmp_path / "studies", n_trials)
 
 

@@ -101,6 +101,41 @@ def test_best_trial_after_own_tells_matches_a_fresh_read_with_another_worker_int
 
 
 @pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_several_tells_in_a_row_each_noted_keep_the_best_trial_exact(tmp_path: Path, direction: str) -> None:
+    """A population's members are told one after another, each noted right after its tell, and then read (reported,
+    published) one by one; another worker's trials come in between. best_trial always equals a fresh read."""
+    import random
+
+    from hpo.study.access import best_trial, note_told, recent_best_trial
+    from hpo.study.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    mine = optuna.create_study(storage=open_storage(url, create=True), study_name="s", direction=direction)
+    other = optuna.load_study(storage=url, study_name="s")
+    sign = 1 if direction == "maximize" else -1
+    rng = random.Random(2)
+    assert best_trial(mine) is None
+    states = [optuna.trial.TrialState.COMPLETE] * 3 + [optuna.trial.TrialState.PRUNED]
+    for _ in range(25):
+        members = [mine.ask() for _ in range(rng.randint(1, 4))]
+        for trial in members:
+            if rng.random() < 0.2:  # another worker's trial completes between two tells
+                other.tell(other.ask(), rng.choice([0.1, 0.5, 0.9]))
+            state = rng.choice(states)
+            value = rng.choice([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) if state == optuna.trial.TrialState.COMPLETE else None
+            note_told(mine, mine.tell(trial, value, state=state))
+            fresh = optuna.load_study(storage=url, study_name="s").best_trial
+            recent = recent_best_trial(mine)
+            assert recent is None or sign * recent.value <= sign * fresh.value
+            if rng.random() < 0.3:
+                assert best_trial(mine).number == fresh.number  # a read between two tells
+        for _ in members:  # each member's report reads the best trial again
+            fresh = optuna.load_study(storage=url, study_name="s").best_trial
+            got = best_trial(mine)
+            assert got is not None and (got.number, got.value) == (fresh.number, fresh.value)
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
 def test_recent_best_trial_never_overstates_the_best_and_is_exact_after_a_read(tmp_path: Path, direction: str) -> None:
     """What the best-model publisher decides "cannot be the best" on: a value that does not beat the recent best does
     not beat the study's best, however many trials another worker completed since."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from lightning_fabric.utilities import registry
 
 from hpo.config.experiment import TrainingSettings, load_experiment
@@ -62,9 +63,10 @@ def test_fixed_trial_trains_and_logs_to_tensorboard(objective) -> None:
     assert hparams["lr"] == pytest.approx(0.01) and hparams["optimizer"] == "sgd" and hparams["momentum"] == 0.8
     assert set(declared) == {"hp_metric", *(hp_name(m) for m in METRICS)}
     assert [step for step, _ in scalars["hp/auroc"]] == [0, 1, 2]  # epochs 0..2, no placeholder point at step 0
-    assert scalars["hp_metric"][-1][1] == value  # exactly the value returned to Optuna
+    # the value returned to Optuna (float64), as TensorBoard's float32 scalars hold it
+    assert scalars["hp_metric"][-1][1] == float(torch.tensor(value, dtype=torch.float32))
     per_epoch = [v for s, v in scalars["val/auroc"]]
-    assert len(per_epoch) == 3 and max(per_epoch) == value
+    assert len(per_epoch) == 3 and max(per_epoch) == float(torch.tensor(value, dtype=torch.float32))
     assert "train/loss" in scalars
 
 
