@@ -12,6 +12,7 @@ from typing import Any, cast
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.samplers._tpe import _truncnorm
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -19,7 +20,14 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo.config.algorithms import MIN_MAX_HISTORY, AlgorithmSettings
 from hpo.config.algorithms import build_sampler as build_optuna_sampler
 
-__all__ = ["BEST_KEPT", "DEFAULT_MAX_HISTORY", "HistoryWindowSampler", "build_sampler", "vectorize_tpe_log_ndtr"]
+__all__ = [
+    "BEST_KEPT",
+    "DEFAULT_MAX_HISTORY",
+    "HistoryWindowSampler",
+    "TrialSeededSampler",
+    "build_sampler",
+    "vectorize_tpe_log_ndtr",
+]
 
 #: TPE's history by default: the 250 most recent trials and the 25 best ones. A study of up to 275 trials is sampled
 #: exactly as by Optuna's TPE; a longer one costs per trial about what trial 275 costs (figure 3a of
@@ -36,17 +44,19 @@ def build_sampler(settings: AlgorithmSettings, where: str = "study.sampler") -> 
     """The sampler described by ``settings``, as a study runs it.
 
     A ``tpe`` sampler sees at most ``max_history`` recent trials (default :data:`DEFAULT_MAX_HISTORY`; ``null``: the
-    whole history) through :class:`HistoryWindowSampler`; every other sampler is Optuna's own.
+    whole history) through :class:`HistoryWindowSampler`; every other sampler is Optuna's own. A sampler with a
+    ``seed`` draws each trial's parameters from that seed and the trial's number (:class:`TrialSeededSampler`).
 
     Raises:
         ConfigError: the options are invalid for the Optuna class.
     """
     sampler = build_optuna_sampler(settings, where)
-    if settings.name != "tpe":
-        return sampler
-    vectorize_tpe_log_ndtr()
-    limit = settings.options.get("max_history", DEFAULT_MAX_HISTORY)
-    return sampler if limit is None else HistoryWindowSampler(sampler, limit)
+    if settings.name == "tpe":
+        vectorize_tpe_log_ndtr()
+        limit = settings.options.get("max_history", DEFAULT_MAX_HISTORY)
+        if limit is not None:
+            sampler = HistoryWindowSampler(sampler, limit)
+    return sampler if settings.seed is None else TrialSeededSampler(sampler, settings.seed)
 
 
 #: Optuna's own ``log(Phi(a))`` for TPE's truncated normals (kept for tests and for :func:`vectorize_tpe_log_ndtr`).
@@ -72,6 +82,83 @@ def vectorize_tpe_log_ndtr() -> None:
     """
     if OPTUNA_LOG_NDTR is not None and getattr(_truncnorm, "_log_ndtr_single", None) is not None:
         _truncnorm._log_ndtr = _log_ndtr
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """A seeded sampler whose random draws for a trial depend on the seed and the trial's number, not on which process
+    asks for it or how many trials that process asked before.
+
+    Optuna seeds a sampler once per process: workers started with the same search-space file (on several hosts, or
+    the same command started twice on one machine) then draw the same random numbers and, from the same history,
+    propose the same trials. Here the wrapped sampler's random states are seeded again from ``(seed, trial number)``
+    before it samples a trial: each trial number is unique in a study, so workers propose different trials, and a
+    study run again from the same file proposes the same ones (given the same history).
+
+    Args:
+        sampler: the sampler to wrap (its random states are Optuna's ``LazyRandomState``; a QMC sampler's scrambling
+            seed, which must stay the same for the whole study, is left alone).
+        seed: the seed from the search-space file.
+    """
+
+    def __init__(self, sampler: optuna.samplers.BaseSampler, seed: int) -> None:
+        self.sampler = sampler
+        self.seed = seed
+        self._seeded_for: int | None = None
+
+    def _seed_for(self, trial: FrozenTrial) -> None:
+        if trial.number == self._seeded_for:
+            return  # the trial's later draws continue its own stream
+        self._seeded_for = trial.number
+        value = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
+        for state in _random_states(self.sampler):
+            state.rng.seed(value)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self.sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        self._seed_for(trial)
+        return self.sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        self._seed_for(trial)
+        return self.sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._seed_for(trial)
+        self.sampler.before_trial(study, trial)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self.sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.sampler.reseed_rng()
+
+
+def _random_states(sampler: optuna.samplers.BaseSampler) -> list[LazyRandomState]:
+    """The random states of ``sampler`` and of the samplers it holds (TPE's and NSGA-II's random sampler for their
+    first trials, QMC's for parameters outside its search space, hpo's wrappers' wrapped sampler)."""
+    states: list[LazyRandomState] = []
+    todo: list[Any] = [sampler]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for value in vars(current).values():
+            if isinstance(value, LazyRandomState) and id(value) not in seen:
+                seen.add(id(value))
+                states.append(value)
+            elif isinstance(value, optuna.samplers.BaseSampler):
+                todo.append(value)
+    return states
 
 
 class HistoryWindowSampler(optuna.samplers.BaseSampler):

@@ -92,6 +92,7 @@ def test_pruned_trials_never_touch_best(write_space, tmp_path: Path) -> None:
     doc = tiny_space(
         study={
             "n_trials": 6,
+            "sampler": {"name": "tpe", "seed": 2},  # trials 1, 4 and 5 are pruned
             "pruner": {"name": "percentile", "percentile": 90.0, "n_startup_trials": 1, "n_warmup_steps": 0},
         },
         training={"max_epochs": 4},
@@ -202,9 +203,9 @@ def test_asking_for_a_missing_gpu_is_refused_before_anything_is_written(write_sp
 def test_a_constrained_study_never_promotes_an_infeasible_trial(write_space, tmp_path: Path) -> None:
     root = tmp_path / "studies"
     # One hidden layer of 4, 8, 16, 32 or 64 units: 129 to 2049 parameters; only 4 units fit under 200. With this seed
-    # the sampler proposes 8, 32, 32, 8, 4, 8 units: five infeasible trials, and the feasible one comes fifth.
+    # the sampler proposes 32, 8, 16, 64, 4, 32 units: five infeasible trials, and the feasible one comes fifth.
     doc = tiny_space(
-        study={"n_trials": 6, "constraints": ["model/params <= 200"], "sampler": {"name": "random", "seed": 2}},
+        study={"n_trials": 6, "constraints": ["model/params <= 200"], "sampler": {"name": "random", "seed": 5}},
         params={"hidden_size": {"type": "categorical", "choices": [4, 8, 16, 32, 64]}, "n_layers": 1},
     )
     doc["params"].update(optimizer="adam")

@@ -20,6 +20,7 @@ from hpo.study.samplers import (
     DEFAULT_MAX_HISTORY,
     OPTUNA_LOG_NDTR,
     HistoryWindowSampler,
+    TrialSeededSampler,
     build_sampler,
     vectorize_tpe_log_ndtr,
 )
@@ -194,6 +195,10 @@ def test_max_history_below_the_minimum_is_refused() -> None:
 )
 def test_build_sampler_wraps_tpe_with_its_window(raw: Any, window: int | None) -> None:
     sampler = build_sampler(parse_algorithm(raw, "study.sampler", SAMPLERS, DEFAULT_SAMPLER))
+    seed = parse_algorithm(raw, "study.sampler", SAMPLERS, DEFAULT_SAMPLER).seed
+    if seed is not None:
+        assert isinstance(sampler, TrialSeededSampler) and sampler.seed == seed
+        sampler = sampler.sampler
     if window is None:
         assert not isinstance(sampler, HistoryWindowSampler)
         expected = optuna.samplers.RandomSampler if raw["name"] == "random" else optuna.samplers.TPESampler
@@ -243,3 +248,76 @@ def test_only_a_tpe_sampler_installs_the_vectorized_log_ndtr(monkeypatch: pytest
     assert _truncnorm._log_ndtr is OPTUNA_LOG_NDTR
     build_sampler(parse_algorithm({"name": "tpe"}, "study.sampler", SAMPLERS, DEFAULT_SAMPLER))
     assert _truncnorm._log_ndtr is not OPTUNA_LOG_NDTR
+
+
+def _suggest(trial: optuna.Trial) -> tuple[Any, ...]:
+    return (
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True),
+        trial.suggest_int("width", 8, 256, log=True),
+        trial.suggest_categorical("optimizer", ["adam", "sgd"]),
+    )
+
+
+SEEDED = [
+    {"name": "tpe", "seed": 0, "n_startup_trials": 10},
+    {"name": "tpe", "seed": 0, "n_startup_trials": 10, "max_history": None, "multivariate": True},
+    {"name": "random", "seed": 0},
+    {"name": "nsga2", "seed": 0, "population_size": 4},
+    {"name": "qmc", "seed": 0},
+]
+
+
+@pytest.mark.parametrize("raw", SEEDED, ids=lambda raw: f"{raw['name']}-{len(raw)}")
+def test_workers_started_with_the_same_seed_propose_different_trials(tmp_path: Path, raw: dict[str, Any]) -> None:
+    """Two workers started separately from the same file (same seed) share a study: each builds its own sampler, and
+    they take turns. Optuna's samplers seeded alike propose the same trials then; with hpo's, no trial repeats."""
+    settings = parse_algorithm(raw, "study.sampler", SAMPLERS, DEFAULT_SAMPLER)
+
+    def proposals(make: Callable[[], optuna.samplers.BaseSampler], name: str) -> list[tuple[Any, ...]]:
+        url = f"sqlite:///{tmp_path / (name + '.db')}"
+        workers = [
+            optuna.create_study(study_name="s", storage=url, sampler=make(), load_if_exists=True) for _ in range(2)
+        ]
+        seen = []
+        for _ in range(8):  # both workers ask, train at the same time, and tell
+            asked = [(study, study.ask()) for study in workers]
+            both = [_suggest(trial) for _, trial in asked]
+            for (study, trial), params in zip(asked, both, strict=True):
+                study.tell(trial, float(np.log(params[0]) + params[1] / 100))
+            seen += both
+        return seen
+
+    from hpo.config.algorithms import build_sampler as optunas_sampler
+
+    def repeats(seen: list[tuple[Any, ...]]) -> int:
+        """Trials that repeat the one the other worker asked at the same time (NSGA-II's crossover repeats parameter
+        sets on its own, one worker or two: only this pattern is the workers' doing)."""
+        return sum(seen[i] == seen[i + 1] for i in range(0, len(seen), 2))
+
+    hpo_proposals = proposals(lambda: build_sampler(settings), "hpo")
+    assert repeats(hpo_proposals) == 0, hpo_proposals
+    if raw["name"] != "nsga2":
+        assert len(set(hpo_proposals)) == len(hpo_proposals), hpo_proposals
+    if raw["name"] != "qmc":  # QMC takes its points in turn from the study, so its workers never repeat
+        optuna_proposals = proposals(lambda: optunas_sampler(settings), "optuna")
+        assert repeats(optuna_proposals) >= 4, optuna_proposals  # what the wrapper is for
+
+
+@pytest.mark.parametrize("raw", SEEDED, ids=lambda raw: f"{raw['name']}-{len(raw)}")
+def test_a_seeded_study_proposes_the_same_trials_again(raw: dict[str, Any]) -> None:
+    """The same file run again (a new process, the same history) proposes the same trials, and another seed others."""
+    settings = parse_algorithm(raw, "study.sampler", SAMPLERS, DEFAULT_SAMPLER)
+
+    def run(seed: int) -> list[tuple[Any, ...]]:
+        sampler = build_sampler(parse_algorithm({**raw, "seed": seed}, "study.sampler", SAMPLERS, DEFAULT_SAMPLER))
+        study = optuna.create_study(sampler=sampler)
+        seen = []
+        for _ in range(10):
+            trial = study.ask()
+            seen.append(_suggest(trial))
+            study.tell(trial, float(np.log(seen[-1][0]) + seen[-1][1] / 100))
+        return seen
+
+    assert settings.seed == 0
+    assert run(0) == run(0)
+    assert run(0) != run(1)
