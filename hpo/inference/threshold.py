@@ -9,9 +9,11 @@ import numpy as np
 
 from hpo.config.inference_section import ThresholdRule
 
-__all__ = ["DEFAULT_THRESHOLD", "ThresholdChoice", "choose_threshold", "rates_at"]
+__all__ = ["DEFAULT_THRESHOLD", "MARGIN", "ThresholdChoice", "choose_threshold", "rates_at"]
 
 DEFAULT_THRESHOLD = 0.5
+#: How far below the validation probability it is chosen at a threshold is put (see :func:`choose_threshold`).
+MARGIN = 1e-6
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ def choose_threshold(probabilities: np.ndarray, targets: np.ndarray, rule: Thres
     """Apply ``rule`` to validation probabilities and 0/1 targets.
 
     Candidate thresholds are the distinct validation probabilities; where several do equally well the highest one
-    is taken (the fewest positives).
+    is taken (the fewest positives). The threshold returned is :data:`MARGIN` below that probability (or half way to
+    the next lower one, when that is closer), so that the rows at it are positive however their probability is
+    computed, and the validation rates are those at the candidate.
     """
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
@@ -117,6 +121,11 @@ def choose_threshold(probabilities: np.ndarray, targets: np.ndarray, rule: Thres
             index = int(ok[-1]) if reached else int(np.argmax(precision))
         else:
             raise ValueError(f"unknown threshold rule {rule.name!r}")
-        threshold = float(thresholds[index])
+        chosen = float(thresholds[index])
+        below = float(thresholds[index + 1]) if index + 1 < len(thresholds) else 0.0
+        # Just below the chosen probability (by MARGIN, or half way to the next lower one): the validation row that
+        # sits at it is positive whether its probability is computed in float64 (hpo predict) or in float32 (plain
+        # PyTorch, ONNX), which differ by about 1e-7.
+        threshold = chosen - min(MARGIN, (chosen - below) / 2)
     precision_at, recall_at, f1_at, fpr_at = rates_at(p, y, threshold)
     return ThresholdChoice(threshold, rule.name, rule.target, reached, precision_at, recall_at, f1_at, fpr_at)

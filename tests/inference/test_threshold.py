@@ -50,7 +50,9 @@ def test_min_recall_is_the_highest_threshold_reaching_the_target(target: float) 
     p, y = _scores(3)
     choice = choose_threshold(p, y, ThresholdRule("min_recall", target))
     assert choice.reached and choice.recall >= target
-    higher = np.unique(p[p > choice.threshold])
+    lowest_positive = p[p >= choice.threshold].min()
+    assert choice.threshold == pytest.approx(lowest_positive, abs=2e-6)  # just below a validation probability
+    higher = np.unique(p[p > lowest_positive])
     assert all(recall_score(y, p >= t) < target for t in higher)
 
 
@@ -70,3 +72,32 @@ def test_unreachable_precision_is_reported_not_hidden() -> None:
     assert not choice.reached
     assert choice.precision == pytest.approx(0.5)
     assert ThresholdChoice.from_json(choice.to_json()) == choice
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        ThresholdRule("max_f1", None),
+        ThresholdRule("youden", None),
+        ThresholdRule("min_recall", 0.9),
+        ThresholdRule("min_precision", 0.8),
+    ],
+    ids=lambda rule: rule.name,
+)
+def test_rows_at_the_threshold_get_the_same_label_in_float32(rule: ThresholdRule) -> None:
+    """The threshold sits at a validation row's probability: computed in float32 (plain PyTorch, ONNX) that row's
+    probability may round below its float64 value (hpo predict). Every validation row gets the same label both ways,
+    and its rates are those of the rows at or above the chosen probability."""
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        y = (rng.random(400) < 0.4).astype(np.float64)
+        logits = rng.normal(-0.5 + 1.5 * y, 1.0).astype(np.float32)
+        p64 = 1.0 / (1.0 + np.exp(-logits.astype(np.float64) / 1.3))  # a temperature, as hpo predict applies it
+        p32 = (1.0 / (1.0 + np.exp(-logits / np.float32(1.3)))).astype(np.float32)
+        choice = choose_threshold(p64, y, rule)
+        assert np.array_equal(p32 >= choice.threshold, p64 >= choice.threshold)
+        at = p64[p64 >= choice.threshold].min()
+        assert (choice.precision, choice.recall) == (
+            pytest.approx(precision_score(y, p64 >= at)),
+            pytest.approx(recall_score(y, p64 >= at)),
+        )
