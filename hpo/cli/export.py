@@ -62,7 +62,7 @@ def export(
     predictor = load_chosen_model(study_name, trial, model_dir, root, "cpu", allow_stale)
     if not isinstance(predictor, Predictor):
         raise ExportError(
-            f"{predictor.folder}: is a {type(predictor).__name__} (several models), and export writes one model; "
+            f"{predictor.folder}: holds an ensemble of {len(predictor.members)} models, and export writes one model; "
             "pick one with --trial N (`hpo best` shows the trial numbers) or --model with one model's folder"
         )
     summary = export_onnx(predictor, output, opset=opset)

@@ -23,7 +23,8 @@ from hpo.cli import EXIT_CODES_HELP, handles_errors, load_chosen_model, main, mo
     "--keep",
     multiple=True,
     metavar="COL",
-    help="Copy this input column to the output (repeatable; default: the model's id columns the input has).",
+    help="Copy this input column to the output (repeatable; default: the model's id columns the input has); not one "
+    "named probability or label, the output's own columns.",
 )
 @root_option
 @click.option("--device", help="Where the model runs, e.g. cpu or cuda:1 (default: a CUDA GPU if any, else cpu).")

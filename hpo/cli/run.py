@@ -277,9 +277,12 @@ def _print_data(data: PreparedData, out: TextIO) -> None:
     from hpo.data.loading import rows_text
 
     columns = data.describe_columns()
-    n_rows = len(data.train_rows) + len(data.val_rows)
+    split = [f"{len(data.train_rows)} train", f"{len(data.val_rows)} validation"]
+    if data.test_rows:
+        split.append(f"{len(data.test_rows)} test")
+    n_rows = len(data.train_rows) + len(data.val_rows) + len(data.test_rows)
     click.echo(
-        f"Data {data.source}: {n_rows} rows ({len(data.train_rows)} train, {len(data.val_rows)} validation), "
+        f"Data {data.source}: {n_rows} rows ({', '.join(split)}), "
         f"{len(columns)} feature columns -> {data.n_features} network inputs",
         file=out,
     )

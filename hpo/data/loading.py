@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ __all__ = [
     "file_kind",
     "load_data",
     "open_regular_file",
+    "other_separator",
+    "parser_error_text",
     "read_csv_header",
     "split_rows",
 ]
@@ -196,6 +199,12 @@ class PreparedData:
         if min(n_neg, n_pos) >= SMALL_CLASS:
             return None
         width = 2 * 1.96 * _auroc_standard_error(0.85, n_pos, n_neg)
+        # AUROC lies in [0, 1]: an interval wider than that (a handful of rows) is no longer a number to quote.
+        spread = (
+            f"a 95% interval about {width:.2f} wide"
+            if width < 1
+            else "a 95% interval wider than AUROC's whole range (0 to 1): it says next to nothing"
+        )
         where = f"each of the {len(self.folds)} CV folds" if self.folds else "the validation split"
         advice = (
             "more data is the only cure; consider fewer folds only if a fold lacks a class"
@@ -205,8 +214,8 @@ class PreparedData:
         )
         return (
             f"small data: {where} holds as few as {n_pos} positive and {n_neg} negative rows (fewer than "
-            f"{SMALL_CLASS} of a class); an AUROC of 0.85 measured on it has a 95% interval about {width:.2f} wide, so "
-            f"the best trial's value is mostly luck; {advice}"
+            f"{SMALL_CLASS} of a class); an AUROC of 0.85 measured on it has {spread}, so the "
+            f"best trial's value is mostly luck; {advice}"
         )
 
     def describe_columns(self) -> list[dict[str, Any]]:
@@ -374,6 +383,37 @@ def read_csv_header(path: Path, *, missing: str, folder: str, empty: str) -> lis
     return header
 
 
+#: Column separators that are not a comma, which a header holding one of them most likely uses.
+_OTHER_SEPARATORS = (";", "\t", "|")
+
+
+def other_separator(header: Sequence[str]) -> str | None:
+    """The first common column separator other than the comma (``;``, tab, ``|``) that a cell of ``header`` holds:
+    the file was likely saved with it; None when there is none."""
+    return next((s for s in _OTHER_SEPARATORS if any(s in name for name in header)), None)
+
+
+_FIELD_COUNT = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+
+
+def parser_error_text(exc: Exception) -> str:
+    """What a ``pd.read_csv`` parser error says, as one clean clause: ``line 1311 has 7 fields, the header 6``.
+
+    pandas' own text (``Error tokenizing data. C error: Expected 6 fields in line 1311, saw 7\\n``) names the file's
+    line, counting the header as line 1 (a quoted value spanning lines counts once).
+    """
+    text = " ".join(str(exc).split())
+    fields = _FIELD_COUNT.search(text)
+    if fields:
+        expected, line, seen = fields.groups()
+        return f"line {line} has {seen} fields, the header {expected}"
+    quote = _OPEN_QUOTE.search(text)
+    if quote:
+        return f'a quoted value opened on line {int(quote.group(1)) + 1} is never closed (a lone " in a value)'
+    return text.removeprefix("Error tokenizing data. ").removeprefix("C error: ") or type(exc).__name__
+
+
 def _max_data_bytes() -> int:
     """``$HPO_MAX_DATA_BYTES`` when set, else :data:`DEFAULT_MAX_DATA_BYTES`.
 
@@ -407,8 +447,8 @@ def read_table(path: Path, target: str | None = None) -> pd.DataFrame:
         empty="a CSV with a header row and at least one data row is needed",
     )
     if len(header) < 2 and header[0] != target:
-        others = [s for s in (";", "\t", "|") if s in header[0]]
-        hint = f" (it holds {others[0]!r}: save the file with commas between the columns)" if others else ""
+        separator = other_separator(header)
+        hint = f" (it holds {separator!r}: save the file with commas between the columns)" if separator else ""
         raise DataError(
             f"{path}: its first line is not a CSV header of at least two comma-separated columns (a target and a "
             f"feature){hint}, so it is not read as data and none of its content is shown; check data.path"
@@ -438,15 +478,36 @@ def read_table(path: Path, target: str | None = None) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: is empty; a CSV with a header row and at least one data row is needed") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: rows do not match the header ({exc}); every row needs {len(header)} fields") from None
+        raise DataError(
+            f"{path}: rows do not match the header: {parser_error_text(exc)}; every row needs {len(header)} fields "
+            "(quote a value that holds a comma)"
+        ) from None
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows")
     return normalize_blanks(frame)
 
 
+#: The spellings YAML 1.1 (PyYAML) reads as True or False (compared in lower case).
+_YAML_TRUE = frozenset({"y", "yes", "true", "on"})
+_YAML_FALSE = frozenset({"n", "no", "false", "off"})
+
+
+def _clean_target(column: pd.Series) -> pd.Series:
+    """The target column with text values stripped of surrounding whitespace, as feature levels are (so `` yes`` and
+    ``yes`` are one class, and a label matches ``data.positive_label``); text that is then all true/false (any case)
+    becomes booleans, as pandas reads those cells when they carry no spaces."""
+    if column.dtype.kind in "biuf":
+        return column
+    stripped = column.map(lambda v: v.strip() if isinstance(v, str) else v)
+    if stripped.map(lambda v: isinstance(v, str) and v.lower() in ("true", "false")).all():
+        return stripped.map(lambda v: v.lower() == "true").astype(bool)
+    return stripped
+
+
 def _encode_labels(
     column: pd.Series, target: str, positive: Label | None, path: Path
 ) -> tuple[np.ndarray, tuple[Label, Label]]:
+    column = _clean_target(column)
     values = column.to_numpy()
     distinct = pd.unique(column)
     if len(distinct) != 2:
@@ -469,6 +530,16 @@ def _encode_labels(
                 "strings. Set data.positive_label to say which value is the positive class"
             )
     matches = [v for v in items if v == positive or str(v) == str(positive)]
+    if not matches and isinstance(positive, bool):
+        # YAML 1.1 reads an unquoted `positive_label: no` as False: take the one value spelled as that boolean.
+        spellings = _YAML_TRUE if positive else _YAML_FALSE
+        matches = [v for v in items if isinstance(v, str) and v.lower() in spellings]
+        if len(matches) != 1:
+            raise DataError(
+                f"{path}: data.positive_label {positive!r} is not a value of column {target!r} ({items}); YAML reads "
+                "an unquoted yes/no, on/off, true/false or y/n as a boolean, so write the label in quotes, e.g. "
+                'positive_label: "no"'
+            )
     if not matches:
         raise DataError(f"{path}: data.positive_label {positive!r} is not a value of column {target!r} ({items})")
     pos = matches[0]

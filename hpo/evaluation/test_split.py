@@ -44,6 +44,8 @@ def _positive(column: pd.Series, positive: Any) -> np.ndarray:
     if isinstance(positive, (bool, int, float)) and pd.api.types.is_numeric_dtype(column.dtype):
         return (column.to_numpy(dtype=np.float64) == float(positive)).astype(np.float64)
     text = column.astype(str).str.strip()
+    if isinstance(positive, bool):  # true/false text in any case was read as booleans for training
+        return (text.str.lower() == str(positive).lower()).to_numpy(dtype=np.float64)
     return (text == str(positive)).to_numpy(dtype=np.float64)
 
 

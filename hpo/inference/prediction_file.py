@@ -10,7 +10,7 @@ from typing import IO, Any
 import pandas as pd
 
 from hpo.atomic import atomic_output
-from hpo.data.loading import open_regular_file, read_csv_header
+from hpo.data.loading import open_regular_file, other_separator, parser_error_text, read_csv_header
 from hpo.data.preprocessing import TransformCounts, read_csv_kwargs
 from hpo.errors import DataError
 from hpo.inference.predictor import EnsemblePredictor, Predictor
@@ -20,6 +20,8 @@ __all__ = ["CHUNK_ROWS", "PredictionSummary", "default_output_path", "predict_cs
 #: Rows read, checked and predicted at a time (a multiple of the predictor's batch, so batches line up).
 CHUNK_ROWS = 65536
 _FIRST_DATA_LINE = 2  # line 1 is the header
+#: The columns the output always ends with; a copied (id or kept) column may not be named as one of them.
+_OUTPUT_COLUMNS = ("probability", "label")
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,9 @@ def predict_csv(
     chunks of ``chunk_rows``, so it is not capped in size.
 
     Raises:
-        DataError: a missing feature or kept column, text in a numeric column (named by line, the header being
-            line 1), an input that is not a regular file, or an output that cannot be written (disk full).
+        DataError: a missing feature or kept column, a copied column named ``probability`` or ``label`` (the
+            output's own), text in a numeric column (named by line, the header being line 1), an input that is not a
+            regular file, or an output that cannot be written (disk full).
     """
     input_path = Path(input_path)
     output_path = Path(output_path) if output_path is not None else default_output_path(input_path)
@@ -97,26 +100,33 @@ def predict_csv(
         empty="a CSV with a header row naming the feature columns is needed",
     )
     names = set(header)
+    keep = list(dict.fromkeys(keep))  # a column kept twice is copied once
     missing = [f for f in predictor.feature_names if f not in names]
     unknown_keep = [k for k in keep if k not in names]
     repeated = sorted({h for h in header if header.count(h) > 1} & {*predictor.feature_names, *keep})
     problems = []
     if missing:
+        separator = other_separator(header)
         problems.append(
             f"missing feature column{'s' if len(missing) > 1 else ''} {_quoted(missing)} (the model needs its "
             f"{len(predictor.feature_names)} features by name: {_quoted(predictor.feature_names, 40)})"
+            + (f" (its header holds {separator!r}: save the file with commas between the columns)" if separator else "")
         )
     if unknown_keep:
         problems.append(f"--keep column{'s' if len(unknown_keep) > 1 else ''} {_quoted(unknown_keep)} not in the file")
     if repeated:
-        problems.append(f"column{'s' if len(repeated) > 1 else ''} {_quoted(repeated)} appear more than once")
+        plural = len(repeated) > 1
+        problems.append(
+            f"column{'s' if plural else ''} {_quoted(repeated)} appear{'' if plural else 's'} more than once"
+        )
     if problems:
         raise DataError(f"{where}: {'; '.join(problems)}; fix the file's header (no output was written)")
+    ids = list(keep) if keep else [c for c in predictor.id_columns if c in names]
+    _refuse_clashing_copies(where, ids, kept=bool(keep))
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise DataError(f"{output_path}: is the input file; choose another output path (-o)")
     if not output_path.parent.is_dir():
         raise DataError(f"{output_path.parent}: no such folder for the output file; create it or choose another -o")
-    ids = list(keep) if keep else [c for c in predictor.id_columns if c in names]
     ignored = tuple(h for h in header if h not in {*predictor.feature_names, *ids, predictor.card.get("target")})
     try:
         with atomic_output(output_path, "w", newline="", encoding="utf-8") as handle:
@@ -139,6 +149,32 @@ def predict_csv(
         blanks={c.name: c.blanks for c in per_column if c.blanks},
         unseen={c.name: c.unseen for c in per_column if c.unseen},
         clipped={c.name: c.clipped for c in per_column if c.clipped},
+    )
+
+
+def _refuse_clashing_copies(where: str, ids: Sequence[str], *, kept: bool) -> None:
+    """Refuse to copy a column named as one the output writes itself (``probability``, ``label``): the output would
+    have two columns of that name, and readers take the predicted one for the copied values or the other way round.
+
+    Raises:
+        DataError: naming the columns and how to copy them under another name.
+    """
+    clashing = [c for c in ids if c in _OUTPUT_COLUMNS]
+    if not clashing:
+        return
+    s, them = ("s", "them") if len(clashing) > 1 else ("", "it")
+    if kept:
+        which = f"--keep column{s} {_quoted(clashing)}"
+        fix = f"rename the column{s} in the input file and pass the new name{s} to --keep, or leave {them} out"
+    else:
+        which = f"the model's id column{s} {_quoted(clashing)} (data.id_columns in its model.json)"
+        fix = (
+            f"rename the column{s} in the input file (then pass the new name{s} to --keep to copy {them}), or pass "
+            "--keep with the columns to copy instead"
+        )
+    raise DataError(
+        f"{where}: {which} would be copied to the output, which writes its own {_quoted(_OUTPUT_COLUMNS)} columns, "
+        f"so the output would hold two columns of the same name; {fix} (no output was written)"
     )
 
 
@@ -178,7 +214,10 @@ def _stream(
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: rows do not match the header ({exc}); every row needs one field per column") from None
+        raise DataError(
+            f"{path}: rows do not match the header: {parser_error_text(exc)}; every row needs one field per column "
+            "(quote a value that holds a comma)"
+        ) from None
     if header:
         out.write(",".join(columns) + "\n")
     return rows, positives, counts

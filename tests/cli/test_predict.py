@@ -113,3 +113,32 @@ def test_best_shows_the_threshold_with_precision_and_recall(inference_study: Pat
     as_json = json.loads(_invoke(["best", "--study", "inf", "--root", str(inference_study), "--json"]).stdout)
     assert as_json["inference"]["threshold"] == t
     assert as_json["inference"]["temperature"] == card["temperature"]
+
+
+def test_a_kept_column_named_like_an_output_column_exits_2_and_writes_nothing(
+    inference_study: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    pd.read_csv(DATASET).head(5).assign(label=["a", "b", "c", "d", "e"]).to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    out.write_text("previous\n")
+    result = _invoke(
+        ["predict", "--study", "inf", "--root", str(inference_study), str(source), "-o", str(out), "--keep", "label"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {source}: --keep column 'label' would be copied to the output"), (
+        result.stderr
+    )
+    assert "rename the column in the input file and pass the new name to --keep" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert out.read_text() == "previous\n"
+
+
+def test_a_semicolon_separated_file_gets_the_separator_hint(inference_study: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    pd.read_csv(DATASET).head(5).to_csv(source, index=False, sep=";")
+    result = _invoke(["predict", "--study", "inf", "--root", str(inference_study), str(source)])
+    assert result.exit_code == 2, result.output
+    assert "missing feature columns 'mean_radius'" in result.stderr
+    assert "(its header holds ';': save the file with commas between the columns)" in result.stderr
+    assert not (tmp_path / "in.predictions.csv").exists()

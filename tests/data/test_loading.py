@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from hpo.config.data_section import DataSettings
 from hpo.config.experiment import parse_experiment
@@ -159,3 +160,62 @@ def test_listed_features_and_id_columns(write_csv) -> None:
 def test_positive_label_must_exist(write_csv) -> None:
     with pytest.raises(DataError, match="positive_label 'bird'"):
         load_data(csv_settings(write_csv("x,y\n1,cat\n2,dog\n3,cat\n4,dog\n"), positive_label="bird"))
+
+
+def test_ragged_rows_give_one_clean_line_naming_the_line_and_counts(write_csv) -> None:
+    path = write_csv("a,b,y\n" + GOOD_ROWS + "1,2,3,4\n")
+    with pytest.raises(DataError) as info:
+        load_data(csv_settings(path))
+    assert str(info.value) == (
+        f"{path}: rows do not match the header: line 12 has 4 fields, the header 3; every row needs 3 fields (quote a "
+        "value that holds a comma)"
+    )
+    with pytest.raises(DataError, match="a quoted value opened on line 12 is never closed") as info:
+        load_data(csv_settings(write_csv("a,b,y\n" + GOOD_ROWS + '1,"2,3\n')))
+    assert "\n" not in str(info.value) and "C error" not in str(info.value)
+
+
+def test_small_data_warning_never_quotes_an_interval_wider_than_auroc_range(write_csv) -> None:
+    tiny = load_data(csv_settings(write_csv("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(12)))))
+    warning = tiny.small_data_warning()
+    assert warning is not None and "wider than AUROC's whole range (0 to 1)" in warning
+    assert " wide," not in warning
+    small = load_data(csv_settings(write_csv("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(100)))))
+    warning = small.small_data_warning()
+    assert warning is not None and "10 positive and 10 negative rows" in warning
+    assert "has a 95% interval about 0." in warning and "whole range" not in warning
+
+
+def test_whitespace_around_target_values_is_stripped_like_feature_levels(write_csv) -> None:
+    rows = "".join(f"{i},{[' yes', 'no '][i % 2]}\n" for i in range(10))
+    data = load_data(csv_settings(write_csv("x,y\n" + rows)))
+    assert data.labels == ("no", "yes")
+    assert data.y.sort_index().tolist() == [1.0, 0.0] * 5
+    assert load_data(csv_settings(write_csv("x,y\n" + rows), positive_label="yes")).labels == ("no", "yes")
+    assert load_data(csv_settings(write_csv("x,y\n" + rows), positive_label="no")).labels == ("yes", "no")
+    # " yes" and "yes" are one class; text booleans with spaces become booleans, as pandas reads them without.
+    mixed = "".join(f"{i},{[' yes', 'no', 'yes '][i % 3]}\n" for i in range(12))
+    assert load_data(csv_settings(write_csv("x,y\n" + mixed))).labels == ("no", "yes")
+    booleans = "".join(f"{i},{[' True', 'false '][i % 2]}\n" for i in range(10))
+    assert load_data(csv_settings(write_csv("x,y\n" + booleans))).labels == (False, True)
+
+
+def test_an_unquoted_yaml_boolean_positive_label_takes_the_value_spelled_so(write_csv) -> None:
+    path = write_csv("x,y\n" + "".join(f"{i},{['yes', 'no'][i % 2]}\n" for i in range(10)))
+
+    def labels(positive: str) -> tuple:
+        doc = yaml.safe_load(f"study: {{n_trials: 1}}\ndata: {{path: {path}, target: y, positive_label: {positive}}}")
+        return load_data(parse_experiment(doc, Path("x.yaml")).data).labels
+
+    assert labels("no") == ("yes", "no")  # YAML reads it as False
+    assert labels("yes") == ("no", "yes")
+    assert labels('"no"') == ("yes", "no")
+    switches = write_csv("x,y\n" + "".join(f"{i},{['ON', 'Off'][i % 2]}\n" for i in range(10)))
+    assert load_data(csv_settings(switches, positive_label=False)).labels == ("ON", "Off")
+    for values, positive in ((("cat", "dog"), True), (("no", "n"), False)):
+        rows = "".join(f"{i},{values[i % 2]}\n" for i in range(10))
+        with pytest.raises(DataError) as info:
+            load_data(csv_settings(write_csv("x,y\n" + rows), positive_label=positive))
+        message = str(info.value)
+        assert f"data.positive_label {positive} is not a value of column 'y'" in message
+        assert 'write the label in quotes, e.g. positive_label: "no"' in message

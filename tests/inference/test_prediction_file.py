@@ -87,7 +87,24 @@ BAD_FILES = {
         lambda t: _lines(t, {5: ("mean_area", "n/a?"), 9: ("mean_area", "x")}),
         "numeric column 'mean_area' holds text at lines 5, 9",
     ),
-    "too many fields": (lambda t: _lines(t, extra="1," * 31 + "1\n"), "Expected 31 fields in line 32, saw 32"),
+    "too many fields": (
+        lambda t: _lines(t, extra="1," * 31 + "1\n"),
+        "rows do not match the header: line 32 has 32 fields, the header 31; every row needs one field per column",
+    ),
+    "unclosed quote": (
+        lambda t: _lines(t, extra='1,"2\n'),
+        'a quoted value opened on line 32 is never closed (a lone " in a value)',
+    ),
+    "semicolons": (
+        lambda t: _raw(t, pd.read_csv(DATASET).head(3).to_csv(index=False, sep=";").encode()),
+        "(its header holds ';': save the file with commas between the columns)",
+    ),
+    "repeated column": (
+        lambda t: _raw(
+            t, pd.read_csv(DATASET).head(3).assign(dup=1).to_csv(index=False).replace(",dup", ",mean_area", 1).encode()
+        ),
+        "column 'mean_area' appears more than once",
+    ),
     "missing column": (
         lambda t: _write(t, pd.read_csv(DATASET).head(3).drop(columns="mean_area")),
         "missing feature column 'mean_area'",
@@ -118,6 +135,7 @@ def test_bad_input_names_lines_and_writes_nothing(predictor: Predictor, tmp_path
         predict_csv(predictor, source, out, chunk_rows=8)
     assert message in str(caught.value)
     assert str(caught.value).startswith(str(source))
+    assert "\n" not in str(caught.value) and "C error" not in str(caught.value)
     if case == "missing column":
         assert str(caught.value).endswith("(no output was written)")
     assert out.read_text() == "previous\n"
@@ -148,3 +166,36 @@ def test_blanks_infinities_and_extra_columns_are_handled_and_counted(predictor: 
     assert summary.blanks == {"worst_area": 2}
     assert summary.clipped == {"mean_radius": 1}
     assert "notes" in summary.ignored_columns
+
+
+def _with_id_columns(inference_study: Path, folder: Path, id_columns: list[str]) -> Predictor:
+    """The inference study's model, copied to ``folder`` with ``id_columns`` recorded in its model.json."""
+    shutil.copytree(inference_study / "inf" / "best", folder)
+    card = json.loads((folder / "model.json").read_text())
+    card["data"]["id_columns"] = id_columns
+    (folder / "model.json").write_text(json.dumps(card))  # the sha256 covers model.pt only
+    model = load_model(folder)
+    assert isinstance(model, Predictor)
+    return model
+
+
+def test_copied_columns_named_like_an_output_column_are_refused(inference_study: Path, tmp_path: Path) -> None:
+    model = _with_id_columns(inference_study, tmp_path / "model", ["probability"])
+    frame = pd.read_csv(DATASET).head(5)
+    frame.insert(0, "probability", ["a", "b", "c", "d", "e"])
+    source = _write(tmp_path, frame.assign(label="x", patient=range(5)))
+    out = tmp_path / "out.csv"
+    out.write_text("previous\n")
+    with pytest.raises(DataError) as caught:
+        predict_csv(model, source, out)
+    message = str(caught.value)
+    assert message.startswith(f"{source}: the model's id column 'probability' (data.id_columns in its model.json)")
+    assert "rename the column in the input file" in message and message.endswith("(no output was written)")
+    with pytest.raises(DataError, match=r"--keep columns 'label', 'probability' would be copied to the output"):
+        predict_csv(model, source, out, keep=["patient", "label", "probability"])
+    assert out.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "model", "out.csv"]
+    # --keep with other columns replaces the id columns, and then nothing clashes.
+    summary = predict_csv(model, source, out, keep=["patient", "patient"])
+    assert summary.id_columns == ("patient",)
+    assert list(pd.read_csv(out).columns) == ["patient", "probability", "label"]
