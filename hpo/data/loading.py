@@ -511,10 +511,15 @@ def _encode_labels(
     values = column.to_numpy()
     distinct = pd.unique(column)
     if len(distinct) != 2:
-        counts = column.value_counts().head(6).to_dict()
+        frequent = column.value_counts()
+        counts = frequent.head(6).to_dict()
+        where = ""
+        if len(distinct) > 2:  # the rows of the rarer values: often a stray label or two
+            odd = column.index.to_numpy()[~column.isin(list(frequent.index[:2])).to_numpy()]
+            where = f"; the values other than {list(frequent.index[:2])} are on {rows_text(odd)}"
         raise DataError(
             f"{path}: target column {target!r} must have exactly two classes for a binary classifier, "
-            f"found {len(distinct)} ({counts}); recode it to two values"
+            f"found {len(distinct)} ({counts}){where}; recode it to two values"
         )
     items: list[Label] = [v.item() if hasattr(v, "item") else v for v in distinct]
     if positive is None:

@@ -115,6 +115,11 @@ BAD = [
     ("a,b,label\n" + GOOD_ROWS, "target column ['y'] not in the file"),
     ("a,b,y\n" + "".join(f"{i},{i},1\n" for i in range(10)), "must have exactly two classes"),
     ("a,b,y\n" + "".join(f"{i},{i},{i % 3}\n" for i in range(10)), "found 3"),
+    # a stray third label: its line is named (the blank target of line 4 is dropped, not counted)
+    (
+        "a,b,y\n" + "".join(f"{i},{i},{'' if i == 2 else 'maybe' if i == 6 else i % 2}\n" for i in range(10)),
+        "on line 8;",
+    ),
     ("a,b,y\n" + "".join(f"{i},NA,{i % 2}\n" for i in range(10)), "column 'b' is blank in all 10 rows"),
     ("a,b,y\n" + GOOD_ROWS + "11,inf,1\n", "column 'b' has infinite values at line 12"),
     ("a,b,y\n" + "".join(f"{i},{i},\n" for i in range(10)), "target column 'y' is blank in every row"),
