@@ -51,6 +51,7 @@ __all__ = [
     "finished_study_result",
     "run_study",
     "start_warm",
+    "study_ended",
     "study_result",
 ]
 
@@ -311,9 +312,20 @@ def run_study(
     population = 1 if data.folds else experiment.training.population
     loop = _TrialLoop(experiment, study, paths, url, objective, publisher, population)
     result = replace(loop.run(on_trial_end, should_stop, poll_seconds), warm_start=warm)
-    if finalize and not result.stopped_early and result.budget is not None and result.finished >= result.budget:
+    if finalize and study_ended(study, result, loop.timed_out):
         result = replace(result, finalization=finalize_study(experiment, data, study, paths, objective, publisher))
     return result
+
+
+def study_ended(study: optuna.Study, result: RunResult, timed_out: bool) -> bool:
+    """Whether a run that just ended leaves the study done, so that it is refitted, ensembled and scored on the test
+    split now: it finished the budget, or it ran until its timeout (not stopped by a signal) and no trial of the study
+    is running any more (another worker still running one finalizes when it ends)."""
+    if result.stopped_early:
+        return False
+    if result.budget is not None and result.finished >= result.budget:
+        return True
+    return timed_out and trial_counts(study).get(TrialState.RUNNING, 0) == 0
 
 
 def start_warm(
@@ -371,6 +383,7 @@ class _TrialLoop:
         self.ask_lock = AskLock(url, self.settings.name)
         self.database = _DatabaseWatch(url)
         self.ran = 0
+        self.timed_out = False  # the run ended because study.timeout passed
         self.reports: list[TrialReport] = []
         self.started = time.monotonic()
         self.on_trial_end: Callable[[TrialReport], None] | None = None
@@ -393,6 +406,7 @@ class _TrialLoop:
                 stopped = True
                 break
             if deadline is not None and time.monotonic() >= deadline:
+                self.timed_out = True
                 break
             if self.budget is not None:
                 claim = self._claim()

@@ -17,7 +17,14 @@ from typing import Any
 
 from hpo.config.experiment import Experiment
 from hpo.data.loading import PreparedData, load_data
-from hpo.search.run import RunResult, finalize_finished_study, finished_study_result, start_warm, study_result
+from hpo.search.run import (
+    RunResult,
+    finalize_finished_study,
+    finished_study_result,
+    start_warm,
+    study_ended,
+    study_result,
+)
 from hpo.study.access import count_finished, create_or_resume_study
 from hpo.study.fingerprint import check_fingerprint
 from hpo.study.storage import STORAGE_ENV
@@ -203,7 +210,9 @@ def run_workers(
         study, paths, url, experiment.study.n_trials, count_finished(study) - finished_before, interrupted()
     )
     result = replace(result, warm_start=warm)
-    if not interrupted() and result.budget is not None and result.finished >= result.budget:
+    # Workers that all exited cleanly before the budget was finished ran until the timeout.
+    timed_out = experiment.study.timeout is not None and all(c == 0 for c in codes)
+    if study_ended(study, result, timed_out):
         result = replace(result, finalization=finalize_finished_study(experiment, data, root=root, storage=storage))
     failed = tuple((i, describe_exit(c)) for i, c in enumerate(codes) if c != 0 and not interrupted())
     code = max((2 if codes[i] == 2 else 1 for i, _ in failed), default=0)

@@ -171,3 +171,18 @@ def test_the_top_k_ensemble_is_saved_loaded_and_scored(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(pd.read_csv(out)["probability"], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_trials", [None, 10_000])
+def test_a_study_that_runs_until_its_timeout_is_refitted_and_scored(tmp_path: Path, n_trials: int | None) -> None:
+    """A run that ends on study.timeout (alone, or before a budget it could never reach) finishes the study as a
+    finished budget does: refit, and the test split scored, printed and recorded."""
+    csv = _csv(tmp_path / "data.csv", 520)
+    doc = _space(csv, "timed", study={"timeout": 2}, training={"max_epochs": 1, "refit": True})
+    doc["study"]["n_trials"] = n_trials
+    stdout, _ = _run(tmp_path, doc)
+    card = _card(tmp_path, "timed")
+    assert card["test"]["n"] == round(0.2 * 520) and "refit" in card, sorted(card)
+    assert "Test split (104 held-out rows" in stdout
+    study = optuna.load_study(study_name="timed", storage=f"sqlite:///{tmp_path / 'studies' / 'timed' / 'study.db'}")
+    assert 0 < len(study.trials) < 10_000 and card["trial"] == study.best_trial.number
