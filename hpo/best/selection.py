@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.best.folder import CARD_FILE, front_folders, read_card, read_front
+from hpo.best.folder import CARD_FILE, ENSEMBLE_DIR, front_folders, read_card, read_front
 from hpo.config.constraints import Constraint, parse_constraint
 from hpo.errors import ConfigError, StudyError, WeightsError
 from hpo.metrics import ALL_METRICS
@@ -76,9 +76,11 @@ def choose_folder(
     folders = candidate_folders(best)
     if trial is not None:
         if trial not in folders:
+            member = best / ENSEMBLE_DIR / f"member_{trial:04d}"
+            hint = f"; trial {trial} is a member of its ensemble, in {member} (give that as --model)"
             raise StudyError(
                 f"{best}: holds no weights of trial {trial}; it holds trials {sorted(folders)} (the Pareto front, or "
-                "the best trial); pass one of those"
+                f"the best trial); pass one of those{hint if member.is_dir() else ''}"
             )
         folders = {trial: folders[trial]}
     cards = {number: read_card(folder) for number, folder in folders.items()}

@@ -32,6 +32,11 @@ def evaluate(study_name: str, root: Path, device: str | None, as_json: bool) -> 
     from hpo.paths import StudyPaths, validate_study_name
 
     paths = StudyPaths(root, validate_study_name(study_name, "--study"))
+    if not paths.study_dir.is_dir():
+        raise StudyError(
+            f"{paths.study_dir}: no study {study_name!r} here (no such folder); `hpo studies --root {root}` lists the "
+            "studies there, and --root picks another folder"
+        )
     evaluation = evaluate_best(paths, device)
     if evaluation is None:
         raise StudyError(

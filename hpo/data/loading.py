@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
 import os
 import re
@@ -35,6 +37,7 @@ __all__ = [
     "PreparedData",
     "ReadLimitError",
     "file_kind",
+    "file_sha256",
     "load_data",
     "open_regular_file",
     "other_separator",
@@ -412,6 +415,26 @@ def parser_error_text(exc: Exception) -> str:
     if quote:
         return f'a quoted value opened on line {int(quote.group(1)) + 1} is never closed (a lone " in a value)'
     return text.removeprefix("Error tokenizing data. ").removeprefix("C error: ") or type(exc).__name__
+
+
+def file_sha256(path: Path | str) -> str:
+    """The sha256 of a data file's bytes (hex), read once per process for a file whose size and modification time
+    are unchanged (a study's model cards and fingerprint each name it).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    info = os.stat(path)
+    return _sha256_of(str(Path(path).resolve()), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _max_data_bytes() -> int:

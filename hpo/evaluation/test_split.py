@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hpo.best.folder import CARD_FILE, ENSEMBLE_DIR, read_card, update_card
-from hpo.data.loading import read_table
+from hpo.data.loading import file_sha256, read_table
 from hpo.errors import StudyError, WeightsError
 from hpo.evaluation.scores import TestScores, score_probabilities
 from hpo.paths import StudyPaths
@@ -65,6 +65,13 @@ def evaluate_folder(folder: Path, device: str | None = None) -> TestScores | Non
     if not rows:
         return None
     path = Path(data.get("path") or data.get("source", ""))
+    recorded = data.get("sha256")
+    if recorded and path.is_file() and file_sha256(path) != recorded:
+        raise StudyError(
+            f"{path}: is not the file the model in {folder} was trained on (its sha256 differs from the one "
+            f"{folder / CARD_FILE} records), so its test split cannot be scored on it and the recorded scores are "
+            "kept; put the original file back at that path, or run a new study on the new data"
+        )
     frame = read_table(path)
     missing = [r for r in rows if r not in frame.index]
     if missing:

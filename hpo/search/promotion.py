@@ -9,6 +9,7 @@ import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from optuna.study import StudyDirection
 
 from hpo.best.folder import best_files, promote_best_files, promote_front_files
 from hpo.config.experiment import Experiment
-from hpo.data.loading import PreparedData
+from hpo.data.loading import PreparedData, file_sha256
 from hpo.model import MLP
 from hpo.paths import StudyPaths
 from hpo.search.validation_report import build_validation_report, validation_logits
@@ -61,7 +62,8 @@ def build_model_card(experiment: Experiment, data: PreparedData, trained: Traine
             "source": data.source,
             "validation_fraction": experiment.data.validation_fraction,
             "split_seed": experiment.data.split_seed,
-            "path": data.path,
+            "path": _absolute(data.path),
+            "sha256": _data_sha256(data.path),
             "n_train": len(data.train_rows),
             "n_validation": len(data.val_rows),
             "n_test": len(data.test_rows),
@@ -75,6 +77,21 @@ def build_model_card(experiment: Experiment, data: PreparedData, trained: Traine
         "versions": _versions(),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _absolute(path: str) -> str:
+    """The data file's absolute path (``hpo evaluate`` reads it from any folder); "" for a built-in data set."""
+    return str(Path(path).resolve()) if path else path
+
+
+def _data_sha256(path: str) -> str | None:
+    """The data file's sha256 (``hpo evaluate`` refuses another file); None for a built-in data set, or a file gone."""
+    if not path:
+        return None
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,12 @@ _FREE = (
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    from hpo.data.loading import file_sha256
+
     try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError as exc:
         return f"unreadable ({exc.strerror})"
-    return digest.hexdigest()
 
 
 def _plain(value: Any) -> Any:

@@ -26,3 +26,17 @@ def test_an_ensemble_is_refused_in_plain_words(inference_study: Path, tmp_path: 
     assert result.stderr.startswith(f"error: {ensemble}: holds an ensemble of 2 models, and export writes one model")
     assert "Predictor" not in result.stderr and "pick one with --trial N" in result.stderr
     assert not out.exists()
+
+
+def test_an_ensemble_member_asked_by_trial_is_pointed_to_its_folder(inference_study: Path, tmp_path: Path) -> None:
+    root = tmp_path / "studies"
+    shutil.copytree(inference_study / "inf", root / "inf")
+    member = root / "inf" / "best" / "ensemble" / "member_0042"
+    shutil.copytree(root / "inf" / "best", member, ignore=shutil.ignore_patterns("ensemble"))
+    result = CliRunner().invoke(
+        main, ["export", "--study", "inf", "--root", str(root), "--trial", "42", "-o", "m.onnx"]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"trial 42 is a member of its ensemble, in {member} (give that as --model)" in result.stderr
+    other = CliRunner().invoke(main, ["export", "--study", "inf", "--root", str(root), "--trial", "41", "-o", "m.onnx"])
+    assert other.exit_code == 2 and "member of its ensemble" not in other.stderr

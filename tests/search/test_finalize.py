@@ -186,3 +186,34 @@ def test_a_study_that_runs_until_its_timeout_is_refitted_and_scored(tmp_path: Pa
     assert "Test split (104 held-out rows" in stdout
     study = optuna.load_study(study_name="timed", storage=f"sqlite:///{tmp_path / 'studies' / 'timed' / 'study.db'}")
     assert 0 < len(study.trials) < 10_000 and card["trial"] == study.best_trial.number
+
+
+def test_evaluate_scores_from_any_folder_and_refuses_another_data_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """model.json names the data file by its absolute path and sha256: `hpo evaluate` works from another folder,
+    and refuses (exit 2, recorded scores kept) a file changed since the study trained."""
+    _csv(tmp_path / "data.csv", 520)
+    monkeypatch.chdir(tmp_path)
+    doc = _space(Path("data.csv"), "where", n_trials=2, training={"max_epochs": 1})
+    _run(tmp_path, doc)
+    card = _card(tmp_path, "where")
+    assert card["data"]["path"] == str(tmp_path / "data.csv") and len(card["data"]["sha256"]) == 64
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    root = str(tmp_path / "studies")
+    again = CliRunner().invoke(main, ["evaluate", "--study", "where", "--root", root, "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["test"]["auroc"] == card["test"]["auroc"]
+
+    frame = pd.read_csv(tmp_path / "data.csv")
+    rows = card["data"]["test_rows"][:10]
+    frame.loc[rows, "y"] = 1 - frame.loc[rows, "y"]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    changed = CliRunner().invoke(main, ["evaluate", "--study", "where", "--root", root])
+    assert changed.exit_code == 2 and "sha256 differs" in changed.stderr, changed.output
+    assert _card(tmp_path, "where")["test"] == card["test"]
+
+    missing = CliRunner().invoke(main, ["evaluate", "--study", "nope", "--root", root])
+    assert missing.exit_code == 2 and "no study 'nope' here" in missing.stderr, missing.output
