@@ -98,11 +98,10 @@ def best(study_name: str, storage: str | None, root: Path, as_json: bool) -> Non
     for name, test in (("model", summary.test), ("ensemble", summary.ensemble_test)):
         if test is not None:
             click.echo(
-                f"Test ({name}, {test['n']} held-out rows): AUROC {format_number(test['auroc'])} (95% CI "
-                f"{format_number(test['auroc_low'])}-{format_number(test['auroc_high'])}), log loss "
-                f"{format_number(test['log_loss'])}, Brier {format_number(test['brier'])}, accuracy "
-                f"{format_number(test['accuracy'])}, precision {format_number(test['precision'])}, recall "
-                f"{format_number(test['recall'])} at threshold {format_number(test['threshold'])}"
+                f"Test ({name}, {test['n']} held-out rows): AUROC {test['auroc']:.4f} (95% CI "
+                f"{test['auroc_low']:.4f}-{test['auroc_high']:.4f}), log loss {test['log_loss']:.4f}, Brier "
+                f"{test['brier']:.4f}, accuracy {test['accuracy']:.4f}, precision {test['precision']:.4f}, recall "
+                f"{test['recall']:.4f} at threshold {format_number(test['threshold'])}"  # as hpo run and evaluate
             )
     if saved is not None and saved.calibration is not None:
         c = saved.calibration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from hpo.config.experiment import Experiment
     from hpo.data.loading import PreparedData
     from hpo.search.run import RunResult
+    from hpo.search.warm_start import WarmStart
 
 
 class _Interrupts:
@@ -132,7 +134,10 @@ def run(
     """
     from hpo.config.experiment import load_experiment
     from hpo.config.overrides import is_override
+    from hpo.errors import ConfigError
 
+    if from_storage is not None and from_study is None:
+        raise ConfigError("--from-storage names where the --from study is; give --from STUDY as well")
     if storage_retry is not None:
         from hpo.study.retry import STORAGE_RETRY_ENV
 
@@ -165,26 +170,79 @@ def run(
             err=True,
         )
     warm_start = None
+    asked: tuple[str, int] | None = None
     if from_study is not None and WORKER_INDEX_ENV not in os.environ:
         from hpo.search.warm_start import best_configurations, parse_from
 
-        name, k = parse_from(from_study)
+        asked = parse_from(from_study)
+        name, k = asked
         warm_start = (f"--from {name}", best_configurations(name, k, root=root, storage=from_storage or storage))
     interrupts = _Interrupts()
     out = sys.stderr if as_json else sys.stdout
+    reported = _WarmStartReport(experiment.study.name, asked, len(warm_start[1]) if warm_start else 0, out)
+    # A worker of --workers leaves the report to its parent.
+    report = None if WORKER_INDEX_ENV in os.environ else reported
     if workers > 1:
         argv = ["run", str(space_file), *experiment.overrides, "--study", experiment.study.name, "--root", str(root)]
         for flag, value in (("--n-trials", n_trials), ("--timeout", timeout), ("--seed", seed)):
             if value is not None:
                 argv += [flag, str(value)]
-        result, code = _run_workers(experiment, root, storage, workers, threads, argv, interrupts, out, warm_start)
+        result, code = _run_workers(
+            experiment, root, storage, workers, threads, argv, interrupts, out, warm_start, report
+        )
     else:
-        result, code = _run_here(experiment, root, storage, threads, interrupts, out, warm_start)
+        result, code = _run_here(experiment, root, storage, threads, interrupts, out, warm_start, report)
     if WORKER_INDEX_ENV not in os.environ:  # a worker's parent prints the summary of all of them
+        if not reported.done:
+            reported(None)  # a finished study: the run stopped before it could queue anything
         _print_result(result, experiment, root, as_json)
     if result.stopped_early:
         sys.exit(interrupts.exit_code)
     sys.exit(code)
+
+
+class _WarmStartReport:
+    """Prints what the warm start queued (``--from``, ``study.enqueue``) once, as soon as the queue is made."""
+
+    def __init__(self, study: str, asked: tuple[str, int] | None, found: int, out: TextIO) -> None:
+        self.study = study
+        self.asked = asked  # --from's (study, K)
+        self.found = found  # the configurations --from's study had
+        self.out = out
+        self.done = False
+
+    def __call__(self, warm: WarmStart | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        echo = functools.partial(click.echo, file=self.out)
+        if warm is None:
+            if self.asked is not None:
+                echo(
+                    f"note: --from {self.asked[0]} is ignored: study {self.study!r} already exists (a study is "
+                    "warm-started once, when it is created); give a new --study to start one from it"
+                )
+            return
+        echo(f"Queued {len(warm.queued)} configuration(s) from {warm.source} as the first trials.")
+        if self.asked is not None and self.found < self.asked[1]:
+            name, k = self.asked
+            echo(
+                f"note: --from {name}:{k}: took {self.found} of the {k} asked: {name} has only {self.found} "
+                "feasible completed trial(s)"
+            )
+        if warm.dropped:
+            more = len(warm.dropped) - _NOTES_SHOWN
+            rest = f", and {more} more" if more > 0 else ""
+            echo(f"note: left out of them: {', '.join(warm.dropped[:_NOTES_SHOWN])}{rest}")
+        if warm.over_budget:
+            echo(
+                f"note: {len(warm.over_budget)} more configuration(s) not queued: queued trials count towards "
+                f"n_trials ({warm.budget}), which has room for {len(warm.queued)}; raise --n-trials to run them"
+            )
+
+
+#: The values left out of a warm start that are listed by name.
+_NOTES_SHOWN = 10
 
 
 def _run_here(
@@ -195,6 +253,7 @@ def _run_here(
     interrupts: _Interrupts,
     out: TextIO,
     warm_start: tuple[str, list[dict[str, Any]]] | None,
+    on_queued: Callable[[WarmStart | None], None] | None,
 ) -> tuple[RunResult, int]:
     from hpo.cli._progress import TrialProgress
     from hpo.search.run import run_study
@@ -225,6 +284,7 @@ def _run_here(
                 finalize=WORKER_INDEX_ENV not in os.environ,
                 warm_start=warm_start,
                 on_note=lambda line: click.echo(f"note: {line}", err=True),
+                on_queued=on_queued,
             )
         except KeyboardInterrupt:
             progress.stop()
@@ -243,6 +303,7 @@ def _run_workers(
     interrupts: _Interrupts,
     out: TextIO,
     warm_start: tuple[str, list[dict[str, Any]]] | None,
+    on_queued: Callable[[WarmStart | None], None] | None,
 ) -> tuple[RunResult, int]:
     from hpo.search.workers import WorkerPool, run_workers
 
@@ -266,6 +327,7 @@ def _run_workers(
             interrupted=interrupts.requested,
             on_data=lambda data: _print_data(data, out),
             warm_start=warm_start,
+            on_queued=on_queued,
         )
     for index, how in outcome.failed_workers:
         click.echo(f"warning: worker {index} ended: {how}", err=True)
@@ -313,15 +375,21 @@ def _print_data(data: PreparedData, out: TextIO) -> None:
         )
 
 
+def _json_result(result: RunResult) -> dict[str, Any]:
+    """``hpo run --json``: the test-split scores as ``hpo evaluate --json`` and ``hpo best --json`` show them, under
+    ``test`` and ``ensemble_test`` (None when the run did not score them)."""
+    payload = result.to_json()
+    done = result.finalization
+    entries = done.test.card_entries() if done is not None and done.test is not None else {}
+    payload["test"] = entries.get("test")
+    payload["ensemble_test"] = entries.get("ensemble_test")
+    return payload
+
+
 def _print_result(result: RunResult, experiment: Experiment, root: Path, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(json.dumps(_json_result(result), indent=2))
         return
-    if result.warm_start is not None:
-        warm = result.warm_start
-        click.echo(f"Queued {len(warm.queued)} configuration(s) from {warm.source} as the first trials.")
-        if warm.dropped:
-            click.echo(f"note: left out of them: {', '.join(warm.dropped[:10])}")
     budget = f"/{result.budget}" if result.budget else ""
     if result.budget and result.finished > result.budget:
         budget = f" (more than this file's n_trials of {result.budget}: an earlier run asked for more)"

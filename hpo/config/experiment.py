@@ -24,7 +24,7 @@ from hpo.config.inference_section import InferenceSettings, parse_inference
 from hpo.config.objectives import ObjectiveSpec, check_direction, parse_objectives
 from hpo.config.overrides import apply_overrides
 from hpo.config.params_section import parse_search_space
-from hpo.config.space import SearchSpace
+from hpo.config.space import FixedParam, SearchSpace, value_problem
 from hpo.config.yaml_doc import as_mapping, check_keys, get_int, read_yaml_file, too_deep
 from hpo.errors import ConfigError
 from hpo.metrics import METRICS, MODEL_METRICS
@@ -185,6 +185,7 @@ def parse_experiment(raw: object, file: Path) -> Experiment:
     data = parse_data(as_mapping(raw.get("data"), f"{where} data"), f"{where} data")
     training = _parse_training(as_mapping(raw.get("training"), f"{where} training"), f"{where} training")
     inference = parse_inference(raw.get("inference"), f"{where} inference")
+    _check_enqueue_values(study.enqueue, space, f"{where} study.enqueue")
     if data.source is None and not data.path.is_absolute() and not data.path.exists():
         beside_file = file.parent / data.path
         if beside_file.exists():
@@ -287,6 +288,22 @@ def _parse_enqueue(raw: object, where: str) -> tuple[dict[str, Any], ...]:
             if not isinstance(name, str) or not isinstance(value, (bool, int, float, str)):
                 raise ConfigError(f"{where}[{i}]: {name!r}: must map a parameter name to one value, got {value!r}")
     return tuple(dict(item) for item in raw)
+
+
+def _check_enqueue_values(configurations: Sequence[Mapping[str, Any]], space: SearchSpace, where: str) -> None:
+    """Every queued value of a searched parameter must be one a trial of it can take (a choice; a number in range and
+    on its ``step`` grid): Optuna would warn and train the value anyway. Parameters the space fixes or lacks are left
+    out when the study starts, with a note (a command-line override may fix one the file searches)."""
+    specs = {spec.name: spec for spec in space.params if not isinstance(spec, FixedParam)}
+    for i, config in enumerate(configurations):
+        for name, value in config.items():
+            spec = specs.get(name)
+            why = None if spec is None else value_problem(spec, value)
+            if why is not None:
+                raise ConfigError(
+                    f"{where}[{i}].{name}: must be a value params.{name} can take, got {value!r}: {why}; change it "
+                    f"or remove it from study.enqueue[{i}]"
+                )
 
 
 def _parse_training(raw: Mapping[str, Any], where: str) -> TrainingSettings:

@@ -19,6 +19,7 @@ __all__ = [
     "ParamSpec",
     "SearchSpace",
     "ValueRule",
+    "value_problem",
 ]
 
 Scalar = Union[bool, int, float, str]  # noqa: UP007 - a runtime alias, valid on Python 3.10
@@ -140,6 +141,45 @@ class FixedParam:
 
 
 ParamSpec = Union[FloatParam, IntParam, CategoricalParam, FixedParam]  # noqa: UP007 - runtime alias
+
+#: How far (in steps) a float may sit from its ``step`` grid and still be on it: Optuna's own tolerance.
+GRID_TOLERANCE = 1e-8
+
+
+def value_problem(spec: FloatParam | IntParam | CategoricalParam, value: object) -> str | None:
+    """Why a trial cannot take ``value`` for the searched parameter ``spec`` (None: it can), as Optuna's
+    distribution would judge it: a choice of the list, or a number in [low, high] on the ``step`` grid."""
+    if isinstance(spec, CategoricalParam):
+        # True == 1 in Python, but a trial given True for the choice 1 would train with another type
+        same = any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in spec.choices)
+        return None if same else f"not one of {list(spec.choices)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "not a number"
+    if not math.isfinite(value):
+        return "not a finite number"
+    if isinstance(spec, IntParam) and float(value) != int(value):
+        return "not a whole number"
+    if not spec.low <= value <= spec.high:
+        return f"outside [{_number(spec.low)}, {_number(spec.high)}]"
+    if spec.step is None:
+        return None
+    steps = (value - spec.low) / spec.step
+    if isinstance(spec, IntParam):
+        on_grid = (int(value) - spec.low) % spec.step == 0
+    else:
+        on_grid = abs(steps - round(steps)) < GRID_TOLERANCE
+    if on_grid:
+        return None
+    below = spec.low + math.floor(steps) * spec.step
+    return (
+        f"not on the grid {_number(spec.low)}, {_number(spec.low + spec.step)}, ..., {_number(spec.high)} (step "
+        f"{_number(spec.step)}); the nearest values are {_number(below)} and {_number(below + spec.step)}"
+    )
+
+
+def _number(x: float) -> str:
+    """``x`` in a message: 0.30000000000000004 as 0.3, a whole number without a decimal point."""
+    return f"{x:.10g}"
 
 
 @dataclass(frozen=True)

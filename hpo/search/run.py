@@ -257,6 +257,7 @@ def run_study(
     finalize: bool = True,
     warm_start: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
     on_note: Callable[[str], None] | None = None,
+    on_queued: Callable[[WarmStart | None], None] | None = None,
 ) -> RunResult:
     """Create or resume the study of ``experiment`` and run it until ``n_trials`` trials have finished.
 
@@ -278,6 +279,8 @@ def run_study(
         warm_start: (where from, configurations) to queue as the first trials of a new study, with the file's
             ``study.enqueue`` (see :mod:`hpo.search.warm_start`); a resumed study queues nothing.
         on_note: called with one line when the run repaired something (a ``best/`` behind the storage).
+        on_queued: called once, before the first trial, with what the warm start queued (None: nothing, the study
+            had trials already).
         finalize: when this run finishes the budget, refit, build the ensemble and score the test split as the file
             asks (see :mod:`hpo.search.finalize`); workers of one ``--workers`` run leave that to their parent.
 
@@ -300,7 +303,7 @@ def run_study(
     study, paths, url = create_or_resume_study(experiment, root=root, storage=storage, worker_index=worker_index)
     check_fingerprint(study, experiment, url)
     remove_leftovers(paths)  # temporary folders of a promotion killed mid-way
-    warm = start_warm(study, experiment, warm_start)
+    warm = start_warm(study, experiment, warm_start, on_queued)
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     publisher = BestModelPublisher(experiment, data, paths)
@@ -329,15 +332,22 @@ def study_ended(study: optuna.Study, result: RunResult, timed_out: bool) -> bool
 
 
 def start_warm(
-    study: optuna.Study, experiment: Experiment, warm_start: tuple[str, Sequence[Mapping[str, Any]]] | None
+    study: optuna.Study,
+    experiment: Experiment,
+    warm_start: tuple[str, Sequence[Mapping[str, Any]]] | None,
+    on_queued: Callable[[WarmStart | None], None] | None = None,
 ) -> WarmStart | None:
-    """Queue ``study.enqueue`` and the ``--from`` configurations into a study that has no trials yet."""
+    """Queue ``study.enqueue`` and the ``--from`` configurations into a study that has no trials yet, at most its
+    ``n_trials`` (see :func:`~hpo.search.warm_start.enqueue_configurations`; ``on_queued`` hears what was queued before
+    any trial runs)."""
     source, configurations = warm_start or ("", ())
     queued = [*experiment.study.enqueue, *configurations]
     label = " and ".join(
         s for s in (f"{experiment.file}: study.enqueue" if experiment.study.enqueue else "", source) if s
     )
-    return enqueue_configurations(study, experiment.space, queued, label)
+    return enqueue_configurations(
+        study, experiment.space, queued, label, budget=experiment.study.n_trials, on_queued=on_queued
+    )
 
 
 def finalize_finished_study(

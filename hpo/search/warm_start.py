@@ -4,7 +4,7 @@ OLD[:K]``) or from the file (``study.enqueue``), keeping only the parameters the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +13,17 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from hpo.config.space import CategoricalParam, FixedParam, FloatParam, IntParam, ParamSpec, SearchSpace
+from hpo.config.space import FixedParam, ParamSpec, SearchSpace, value_problem
 from hpo.errors import ConfigError, StudyError
 from hpo.study.access import load_study
 
-__all__ = ["WARM_START_ATTR", "WarmStart", "best_configurations", "enqueue_configurations", "parse_from"]
+__all__ = [
+    "WARM_START_ATTR",
+    "WarmStart",
+    "best_configurations",
+    "enqueue_configurations",
+    "parse_from",
+]
 
 #: The study's user attribute recording what was queued at its start (so a resumed run queues nothing again).
 WARM_START_ATTR = "warm_start"
@@ -25,14 +31,22 @@ WARM_START_ATTR = "warm_start"
 
 @dataclass(frozen=True)
 class WarmStart:
-    """What was queued: each configuration as queued, and the values dropped from them (``name=value (why)``)."""
+    """What was queued: each configuration as queued, the values dropped from them (``name=value (why)``), and the
+    configurations not queued because the budget (``n_trials``) had no room left for them."""
 
     source: str
     queued: tuple[dict[str, Any], ...]
     dropped: tuple[str, ...] = ()
+    over_budget: tuple[dict[str, Any], ...] = ()
+    budget: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "queued": [dict(q) for q in self.queued], "dropped": list(self.dropped)}
+        return {
+            "source": self.source,
+            "queued": [dict(q) for q in self.queued],
+            "dropped": list(self.dropped),
+            "over_budget": [dict(q) for q in self.over_budget],
+        }
 
 
 def parse_from(text: str) -> tuple[str, int]:
@@ -74,35 +88,50 @@ def _why_not(spec: ParamSpec, value: Any) -> str | None:
     """Why ``value`` cannot be queued for ``spec`` (None: it can)."""
     if isinstance(spec, FixedParam):
         return "fixed in this search space"
-    if isinstance(spec, CategoricalParam):
-        return None if value in spec.choices else f"not one of {list(spec.choices)}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "not a number"
-    if isinstance(spec, IntParam) and float(value) != int(value):
-        return "not a whole number"
-    assert isinstance(spec, (FloatParam, IntParam))
-    if not spec.low <= value <= spec.high:
-        return f"outside [{spec.low:g}, {spec.high:g}]"
-    return None
+    return value_problem(spec, value)
 
 
 def enqueue_configurations(
-    study: optuna.Study, space: SearchSpace, configurations: Sequence[Mapping[str, Any]], source: str
+    study: optuna.Study,
+    space: SearchSpace,
+    configurations: Sequence[Mapping[str, Any]],
+    source: str,
+    *,
+    budget: int | None = None,
+    on_queued: Callable[[WarmStart | None], None] | None = None,
 ) -> WarmStart | None:
     """Queue ``configurations`` as the study's next trials, once: only into a study without trials yet (a resumed
-    study already has them, or ran them). Values the space cannot take are dropped (and listed); a configuration
-    left empty is not queued. Queued trials count towards ``n_trials`` like any other.
+    study already has them, or ran them). Values the space cannot take (out of range, off the ``step`` grid, not a
+    choice, fixed, unknown) are dropped (and listed); a configuration left empty is not queued. Queued trials count
+    towards ``n_trials`` like any other, so at most ``budget`` are queued (None: no limit) and the rest are listed as
+    not queued: a queued trial beyond the budget would wait in the storage forever. ``on_queued`` is called as soon
+    as that is decided, before any trial runs, with what was queued (None: nothing).
 
     Returns:
         What was queued, or None when the study already has trials.
     """
-    if not configurations or study.get_trials(deepcopy=False) or WARM_START_ATTR in study.user_attrs:
-        return None
+    result = None
+    if configurations and not study.get_trials(deepcopy=False) and WARM_START_ATTR not in study.user_attrs:
+        result = _enqueue(study, space, configurations, source, budget)
+    if on_queued is not None:
+        on_queued(result)
+    return result
+
+
+def _enqueue(
+    study: optuna.Study,
+    space: SearchSpace,
+    configurations: Sequence[Mapping[str, Any]],
+    source: str,
+    budget: int | None,
+) -> WarmStart:
     specs = {spec.name: spec for spec in space.params}
     queued: list[dict[str, Any]] = []
-    dropped: list[str] = []
+    over_budget: list[dict[str, Any]] = []
+    lost: dict[str, None] = {}  # each value once: five configurations of one study often lose the same one
     for config in configurations:
-        kept = {}
+        kept: dict[str, Any] = {}
+        dropped: list[str] = []
         for name, value in config.items():
             spec = specs.get(name)
             why = "not in this search space" if spec is None else _why_not(spec, value)
@@ -110,10 +139,16 @@ def enqueue_configurations(
                 kept[name] = value
             else:
                 dropped.append(f"{name}={value!r} ({why})")
+        if kept in over_budget:
+            continue
         if kept and kept not in queued:
+            if budget is not None and len(queued) >= budget:
+                over_budget.append(kept)  # what it lost does not matter: it is not queued
+                continue
             queued.append(kept)
+        lost.update(dict.fromkeys(dropped))
     for params in queued:
         study.enqueue_trial(params, skip_if_exists=True)
-    result = WarmStart(source, tuple(queued), tuple(dropped))
+    result = WarmStart(source, tuple(queued), tuple(lost), tuple(over_budget), budget)
     study.set_user_attr(WARM_START_ATTR, result.to_json())
     return result

@@ -25,6 +25,7 @@ from hpo.search.run import (
     study_ended,
     study_result,
 )
+from hpo.search.warm_start import WarmStart
 from hpo.study.access import count_finished, create_or_resume_study
 from hpo.study.fingerprint import check_fingerprint
 from hpo.study.storage import STORAGE_ENV
@@ -165,6 +166,7 @@ def run_workers(
     interrupted: Callable[[], bool] = lambda: False,
     on_data: Callable[[PreparedData], None] | None = None,
     warm_start: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
+    on_queued: Callable[[WarmStart | None], None] | None = None,
 ) -> WorkersOutcome:
     """Run the study of ``experiment`` with ``workers`` local processes (each an ``hpo run`` with ``worker_argv``).
 
@@ -184,6 +186,7 @@ def run_workers(
         interrupted: True when the user asked to stop (a worker's exit is then not a failure).
         on_data: called once with the checked data (its columns, rows left out), before the study is opened.
         warm_start: (where from, configurations) to queue first in a new study (see :func:`~hpo.search.run.run_study`).
+        on_queued: called once, before the workers start, with what the warm start queued (None: nothing).
 
     Raises:
         DataError, StudyError: bad data, or a storage or study that cannot be used.
@@ -196,7 +199,7 @@ def run_workers(
         return WorkersOutcome(finished, 0, ())
     study, paths, url = create_or_resume_study(experiment, root=root, storage=storage)
     check_fingerprint(study, experiment, url)
-    warm = start_warm(study, experiment, warm_start)
+    warm = start_warm(study, experiment, warm_start, on_queued)
     finished_before = count_finished(study)
     per_worker = threads or threads_per_worker(workers)
     env = {**os.environ, "NO_COLOR": "1"}

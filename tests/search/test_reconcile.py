@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -25,9 +26,15 @@ def _card(best: Path) -> dict:
 
 
 def test_a_stale_best_is_refused_then_repaired_by_the_next_run(tmp_path: Path) -> None:
-    # Trial 0 learns almost nothing, trial 1 learns: one experiment, both configurations queued up front.
+    # Trial 0 learns almost nothing (queued; n_trials 1 queues no more), trial 1 learns (the seeded sampler's draw,
+    # checked below).
     doc = tiny_space(
-        study={"n_trials": 1, "metric": "val/loss", "enqueue": [{"lr": 1e-5}, {"lr": 0.05}]},
+        study={
+            "n_trials": 1,
+            "metric": "val/loss",
+            "enqueue": [{"lr": 1e-5}],
+            "sampler": {"name": "tpe", "seed": 3},  # draws lr 0.05 for trial 1
+        },
         training={"max_epochs": 4},
         params={"lr": {"type": "categorical", "choices": [1e-5, 0.05]}, "optimizer": "adam", "momentum": 0.0},
     )
@@ -39,6 +46,8 @@ def test_a_stale_best_is_refused_then_repaired_by_the_next_run(tmp_path: Path) -
     best = root / "tiny" / "best"
     shutil.copytree(best, tmp_path / "best_of_trial_0")
     assert CliRunner().invoke(main, [*run, "--n-trials", "2"]).exit_code == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{root / 'tiny' / 'study.db'}")
+    assert [t.params["lr"] for t in study.trials] == [1e-5, 0.05]
     assert _card(best)["trial"] == 1
     good_weights = hashlib.sha256((best / "model.pt").read_bytes()).hexdigest()
 
