@@ -365,6 +365,8 @@ def _print_data(data: PreparedData, out: TextIO) -> None:
         + ("" if data.test_rows else "; no test split (data.test_fraction)"),
         file=out,
     )
+    for note in data.notes:
+        click.echo(f"note: {note}", file=out)
     warning = data.small_data_warning()
     if warning is not None:
         click.echo(f"warning: {warning}", err=True)

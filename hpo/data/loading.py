@@ -107,6 +107,7 @@ class PreparedData:
     folds: tuple[tuple[int, ...], ...] = ()
     dropped_rows: tuple[int, ...] = ()  # rows left out because their target is blank
     path: str = ""  # the CSV file it was read from
+    notes: tuple[str, ...] = ()  # what a user may want to know about how the columns were read
     _variants: dict[tuple[str, Fold], Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -608,6 +609,35 @@ def fold_rows(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     return [np.sort(np.concatenate(parts)) for parts in folds]
 
 
+#: A categorical column at least this share of whose filled cells are numbers gets a note (see _stray_text_notes).
+NUMERIC_SHARE = 0.9
+
+
+def _stray_text_notes(frame: pd.DataFrame, columns: Sequence[ColumnSpec], forced: Sequence[str]) -> tuple[str, ...]:
+    """A note for each column read as categorical only because a few of its cells hold text (``unknown``, ``?``):
+    mostly numbers, it is likely numeric with a placeholder for missing values, which as categorical gets one level
+    per distinct number. Columns listed under ``data.categorical`` are left alone."""
+    notes = []
+    for spec in columns:
+        series = frame[spec.name]
+        if spec.kind != "categorical" or spec.name in forced or series.dtype.kind in "biuf":
+            continue
+        text = series.map(lambda v: v.strip() if isinstance(v, str) else v)
+        filled = text.notna() & ~text.isin(["true", "false", "True", "False", "TRUE", "FALSE"])
+        numbers = pd.to_numeric(text[filled], errors="coerce")
+        stray = numbers.isna()
+        if not stray.any() or numbers.notna().sum() < NUMERIC_SHARE * int(filled.sum()):
+            continue
+        examples = ", ".join(repr(v) for v in pd.unique(text[filled][stray])[:3])
+        notes.append(
+            f"column {spec.name!r} is read as categorical ({spec.n_levels} levels) although "
+            f"{int(numbers.notna().sum())} of its {int(filled.sum())} filled cells are numbers: {examples} on "
+            f"{rows_text(stray[stray].index.to_numpy())}; if it is numeric, blank those cells (or list the column "
+            "under data.numeric, which names them), or list it under data.categorical to keep it so"
+        )
+    return tuple(notes)
+
+
 def load_data(settings: DataSettings) -> PreparedData:
     """Read, check and split the data described by ``settings``; the preprocessing is fitted when first asked for.
 
@@ -707,6 +737,7 @@ def load_data(settings: DataSettings) -> PreparedData:
         return tuple(int(r) for r in np.sort(file_rows[positions]))
 
     return PreparedData(
+        notes=_stray_text_notes(kept, columns, settings.categorical),
         features=kept.loc[:, list(names)],
         y=pd.Series(y, index=file_rows),
         columns=tuple(columns),

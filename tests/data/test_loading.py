@@ -224,3 +224,17 @@ def test_an_unquoted_yaml_boolean_positive_label_takes_the_value_spelled_so(writ
         message = str(info.value)
         assert f"data.positive_label {positive} is not a value of column 'y'" in message
         assert 'write the label in quotes, e.g. positive_label: "no"' in message
+
+
+def test_a_numeric_column_with_stray_text_gets_a_note(write_csv) -> None:
+    """'unknown' in two cells of an otherwise numeric column makes it categorical (one level per number): a note
+    names the cells; a real text column, or one listed under data.categorical, gets none."""
+    rows = "".join(f"{'unknown' if i in (3, 7) else 20 + i},{['a', 'b', 'c'][i % 3]},{i % 2}\n" for i in range(30))
+    path = write_csv("age,colour,y\n" + rows)
+    data = load_data(csv_settings(path))
+    assert [c.kind for c in data.columns] == ["categorical", "categorical"]
+    assert len(data.notes) == 1
+    note = data.notes[0]
+    assert note.startswith("column 'age' is read as categorical (29 levels) although 28 of its 30 filled cells")
+    assert "'unknown' on lines 5, 9;" in note and "data.numeric" in note
+    assert load_data(csv_settings(path, categorical=("age",))).notes == ()
