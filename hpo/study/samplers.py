@@ -84,7 +84,38 @@ def vectorize_tpe_log_ndtr() -> None:
         _truncnorm._log_ndtr = _log_ndtr
 
 
-class TrialSeededSampler(optuna.samplers.BaseSampler):
+class _WrappedSampler(optuna.samplers.BaseSampler):
+    """A sampler that hands every call on to ``sampler``; subclasses change the calls they are about."""
+
+    def __init__(self, sampler: optuna.samplers.BaseSampler) -> None:
+        self.sampler = sampler
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self.sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self.sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self.sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.sampler.before_trial(study, trial)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self.sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.sampler.reseed_rng()
+
+
+class TrialSeededSampler(_WrappedSampler):
     """A seeded sampler whose random draws for a trial depend on the seed and the trial's number, not on which process
     asks for it or how many trials that process asked before.
 
@@ -101,7 +132,7 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
     """
 
     def __init__(self, sampler: optuna.samplers.BaseSampler, seed: int) -> None:
-        self.sampler = sampler
+        super().__init__(sampler)
         self.seed = seed
         self._seeded_for: int | None = None
 
@@ -113,32 +144,21 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         for state in _random_states(self.sampler):
             state.rng.seed(value)
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self.sampler.infer_relative_search_space(study, trial)
-
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         self._seed_for(trial)
-        return self.sampler.sample_relative(study, trial, search_space)
+        return super().sample_relative(study, trial, search_space)
 
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
         self._seed_for(trial)
-        return self.sampler.sample_independent(study, trial, param_name, param_distribution)
+        return super().sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._seed_for(trial)
-        self.sampler.before_trial(study, trial)
-
-    def after_trial(
-        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
-    ) -> None:
-        self.sampler.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.sampler.reseed_rng()
+        super().before_trial(study, trial)
 
 
 def _random_states(sampler: optuna.samplers.BaseSampler) -> list[LazyRandomState]:
@@ -161,7 +181,7 @@ def _random_states(sampler: optuna.samplers.BaseSampler) -> list[LazyRandomState
     return states
 
 
-class HistoryWindowSampler(optuna.samplers.BaseSampler):
+class HistoryWindowSampler(_WrappedSampler):
     """A sampler that proposes from the recent part of a long study's history only.
 
     Optuna's TPE fits its Parzen estimators on every earlier trial, so its cost per trial grows with the study.
@@ -183,7 +203,7 @@ class HistoryWindowSampler(optuna.samplers.BaseSampler):
     def __init__(self, sampler: optuna.samplers.BaseSampler, max_history: int) -> None:
         if max_history < MIN_MAX_HISTORY:
             raise ValueError(f"max_history must be at least {MIN_MAX_HISTORY}, but got max_history={max_history}")
-        self.sampler = sampler
+        super().__init__(sampler)
         self.max_history = max_history
         self._best: dict[int, _BestTrials] = {}  # per study id
 
@@ -199,17 +219,6 @@ class HistoryWindowSampler(optuna.samplers.BaseSampler):
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
         return self.sampler.sample_independent(self._view(study), trial, param_name, param_distribution)
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.sampler.before_trial(study, trial)
-
-    def after_trial(
-        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
-    ) -> None:
-        self.sampler.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.sampler.reseed_rng()
 
     def _view(self, study: optuna.Study) -> Any:
         best = None
